@@ -1,0 +1,74 @@
+/*
+ * arena.h - heap arenas and the arena index.
+ *
+ * The heap's address space is reserved from the OS in heapArenas of 64 MiB,
+ * each aligned to 64 MiB. Each arena carries the metadata for its 8192 pages:
+ * spans[] (page -> mspan), the page bitmaps the collector and the page
+ * allocator use, and its place (ordinal) in the page allocator's page space.
+ *
+ * The arena index maps any address to its heapArena in O(1): a flat array of
+ * 2^22 pointers, one per 64 MiB of the 48-bit address space (32 MiB of address
+ * space, reserved but only touched where arenas exist). free() and the
+ * collector's pointer test both go address -> arena -> span -> object.
+ *
+ * Invariants:
+ *  - An arena is never unmapped once created; its index entry never changes.
+ *  - spans[], pageInUse, pageNoscan, palloc and scav are written only with
+ *    mheap.lock held. spans[] is read without the lock (free, the marker):
+ *    an entry is published before any pointer into the span escapes.
+ */
+#ifndef GCM_ARENA_H
+#define GCM_ARENA_H
+
+#include "common.h"
+
+struct mspan;
+
+typedef struct heapArena {
+    uintptr_t base;     /* 64 MiB aligned */
+    uint32_t ordinal;   /* index in the page allocator's arena list */
+    bool contig_prev;   /* base == base of ordinal-1 + 64 MiB: free runs may span both */
+    /* page -> span, for every page of every in-use span; NULL for free pages.
+     * Written with mheap.lock; read locklessly. */
+    struct mspan *spans[GCM_PAGES_PER_ARENA];
+    /* One bit per page; must hold mheap.lock to write. */
+    uint64_t page_in_use[GCM_ARENA_BITMAP_WORDS]; /* first page of each in-use span */
+    uint64_t page_marks[GCM_ARENA_BITMAP_WORDS];  /* first page of spans with marked objects (gc) */
+    uint64_t page_noscan[GCM_ARENA_BITMAP_WORDS]; /* first page of each noscan span */
+    /* Owned by the page allocator (pagealloc.c); mheap.lock. */
+    uint64_t palloc[GCM_ARENA_BITMAP_WORDS]; /* 1 = page allocated */
+    uint64_t scav[GCM_ARENA_BITMAP_WORDS];   /* 1 = page released to the OS (reads as zero) */
+} heapArena;
+
+/* The index; NULL until gcm_arena_index_init(). */
+extern heapArena **gcm_arena_index;
+
+/* Reserve the index (idempotent). Returns false when the OS refuses. */
+bool gcm_arena_index_init(void);
+
+/* The arena holding addr, or NULL. Safe without locks. */
+GCM_INLINE heapArena *gcm_arena_of(uintptr_t addr) {
+    if (GCM_UNLIKELY(addr >> GCM_ADDR_BITS)) return NULL;
+    return GCM_LOAD(&gcm_arena_index[addr >> GCM_ARENA_SHIFT]);
+}
+
+/* The span holding addr, or NULL (not heap memory, or a free page). */
+GCM_INLINE struct mspan *gcm_span_of(uintptr_t addr) {
+    heapArena *a = gcm_arena_of(addr);
+    if (GCM_UNLIKELY(a == NULL)) return NULL;
+    return GCM_LOAD(&a->spans[(addr >> GCM_PAGE_SHIFT) & (GCM_PAGES_PER_ARENA - 1)]);
+}
+
+/* Publish arena a (a->base set) in the index. Must hold mheap.lock. */
+void gcm_arena_index_set(heapArena *a);
+
+/* Reserve `n` contiguous new arenas from the OS (address space + metadata),
+ * preferring the address right after `hint` when nonzero. Fills out[0..n-1]
+ * with base set; does not publish them. Returns false on ENOMEM. */
+bool gcm_arena_reserve(size_t n, uintptr_t hint, heapArena **out);
+
+GCM_INLINE void gcm_bitmap_set(uint64_t *bm, size_t i) { bm[i >> 6] |= (uint64_t)1 << (i & 63); }
+GCM_INLINE void gcm_bitmap_clear(uint64_t *bm, size_t i) { bm[i >> 6] &= ~((uint64_t)1 << (i & 63)); }
+GCM_INLINE bool gcm_bitmap_get(const uint64_t *bm, size_t i) { return (bm[i >> 6] >> (i & 63)) & 1; }
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * os.h - the only place that talks to the kernel for memory and diagnostics.
+ *
+ * Everything here uses raw system calls (no stdio, no malloc, no locks), so it
+ * is safe while gcmalloc initialises, inside signal handlers and in a forked
+ * child.
+ */
+#ifndef GCM_OS_H
+#define GCM_OS_H
+
+#include "common.h"
+
+/* Reserve and commit-on-touch `len` bytes, read/write, or NULL on failure.
+ * `hint` is a preferred address (0 for none); the result may differ. */
+void *gcm_os_map(void *hint, size_t len);
+/* Map `len` bytes aligned to `align` (a power of two >= page size), or NULL. */
+void *gcm_os_map_aligned(size_t len, size_t align, void *hint);
+void gcm_os_unmap(void *p, size_t len);
+/* Tell the kernel the pages' contents may be dropped; they read as zero after. */
+void gcm_os_release(uintptr_t addr, size_t len);
+
+/* Diagnostics: write(2) only. */
+void gcm_os_write(int fd, const char *s, size_t n);
+/* Format "gcmalloc: <msg> <ptr>...\n" pieces into buf: a tiny formatter for
+ * the error paths, which must not call stdio. Returns the new length. */
+size_t gcm_fmt_str(char *buf, size_t len, size_t cap, const char *s);
+size_t gcm_fmt_hex(char *buf, size_t len, size_t cap, uintptr_t v);
+size_t gcm_fmt_dec(char *buf, size_t len, size_t cap, uint64_t v);
+
+/* Print "gcmalloc: <what> <ptr>: <detail>" on stderr and abort. */
+__attribute__((noreturn, cold)) void gcm_fatal_ptr(const char *what, const void *p, const char *detail);
+/* Print "gcmalloc: <msg>" on stderr and abort. */
+__attribute__((noreturn, cold)) void gcm_fatal(const char *msg);
+
+/* Monotonic milliseconds (vDSO; cheap). */
+uint64_t gcm_os_now_ms(void);
+
+#endif
