@@ -1,0 +1,56 @@
+/*
+ * gcmalloc.h - the public interface of gcmalloc.
+ *
+ * gcmalloc replaces the C library's malloc family (malloc, free, calloc,
+ * realloc, posix_memalign, ... - see docs/api.md) when it is preloaded
+ * (LD_PRELOAD=libgcmalloc.so) or linked (-lgcmalloc). The functions below are
+ * the same allocator under gcmalloc's own names, usable also when the library
+ * is loaded with dlopen and the program's malloc is another allocator's.
+ *
+ * All functions are thread-safe. Blocks are 16-byte aligned. Errors: a request
+ * that cannot be met returns NULL with errno = ENOMEM; freeing a pointer that
+ * gcmalloc did not hand out, or freeing twice, prints one line on stderr
+ * naming the pointer and aborts.
+ */
+#ifndef GCMALLOC_H
+#define GCMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void *gcm_malloc(size_t size);
+void *gcm_calloc(size_t n, size_t size);
+void *gcm_realloc(void *p, size_t size);
+void gcm_free(void *p);
+/* Bytes the caller may use at p (>= the request; stable for the block's life). */
+size_t gcm_usable_size(const void *p);
+/* An object that holds no pointers: the collector never scans it. Sizes of
+ * at most 8 bytes use the 8-byte class (8-byte aligned); larger ones are
+ * 16-byte aligned like malloc. */
+void *gcm_malloc_noscan(size_t size);
+
+struct gcm_stats {
+    size_t mapped_bytes;      /* memory the heap holds from the OS, not yet released */
+    size_t allocated_bytes;   /* bytes in objects currently allocated (usable sizes) */
+    size_t released_bytes;    /* heap pages returned to the OS (free, not resident) */
+    size_t peak_mapped_bytes; /* highest mapped_bytes seen */
+    size_t large_bytes;       /* part of allocated_bytes in objects > 32 KiB */
+    size_t allocated_objects; /* objects currently allocated */
+    uint64_t gc_cycles;       /* completed collections */
+    uint64_t gc_pause_total_ns;
+    uint64_t gc_pause_max_ns;
+    size_t gc_last_live_bytes; /* bytes marked live by the last collection */
+};
+/* Fill *out with the current figures (a consistent snapshot of the heap). */
+void gcm_get_stats(struct gcm_stats *out);
+/* Print the statistics, human-readable, on file descriptor fd. */
+void gcm_print_stats(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
