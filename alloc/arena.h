@@ -7,8 +7,10 @@
  * allocator use, and its place (ordinal) in the page allocator's page space.
  *
  * The arena index maps any address to its heapArena in O(1): a flat array of
- * 2^22 pointers, one per 64 MiB of the 48-bit address space (32 MiB of address
- * space, reserved but only touched where arenas exist). free() and the
+ * 2^22 pointers, one per 64 MiB of the 48-bit address space. It is a static
+ * (.bss) array: 32 MiB of address space that costs memory only where arenas
+ * exist, needs no set-up (free() of a foreign pointer before the first malloc
+ * still finds "not ours"), and is one RIP-relative load away. free() and the
  * collector's pointer test both go address -> arena -> span -> object.
  *
  * Invariants:
@@ -40,11 +42,7 @@ typedef struct heapArena {
     uint64_t scav[GCM_ARENA_BITMAP_WORDS];   /* 1 = page released to the OS (reads as zero) */
 } heapArena;
 
-/* The index; NULL until gcm_arena_index_init(). */
-extern heapArena **gcm_arena_index;
-
-/* Reserve the index (idempotent). Returns false when the OS refuses. */
-bool gcm_arena_index_init(void);
+extern heapArena *gcm_arena_index[GCM_ARENA_INDEX_LEN];
 
 /* The arena holding addr, or NULL. Safe without locks. */
 GCM_INLINE heapArena *gcm_arena_of(uintptr_t addr) {
@@ -63,9 +61,14 @@ GCM_INLINE struct mspan *gcm_span_of(uintptr_t addr) {
 void gcm_arena_index_set(heapArena *a);
 
 /* Reserve `n` contiguous new arenas from the OS (address space + metadata),
- * preferring the address right after `hint` when nonzero. Fills out[0..n-1]
- * with base set; does not publish them. Returns false on ENOMEM. */
-bool gcm_arena_reserve(size_t n, uintptr_t hint, heapArena **out);
+ * at `hint` when that address is free (0: anywhere). Returns the first
+ * heapArena, base set, not yet published; arena i is gcm_arena_nth(first, i).
+ * NULL on ENOMEM. */
+heapArena *gcm_arena_reserve(size_t n, uintptr_t hint);
+#define GCM_ARENA_META_SIZE ((sizeof(heapArena) + GCM_PAGE_SIZE - 1) & ~(GCM_PAGE_SIZE - 1))
+GCM_INLINE heapArena *gcm_arena_nth(heapArena *first, size_t i) {
+    return (heapArena *)((char *)first + i * GCM_ARENA_META_SIZE);
+}
 
 GCM_INLINE void gcm_bitmap_set(uint64_t *bm, size_t i) { bm[i >> 6] |= (uint64_t)1 << (i & 63); }
 GCM_INLINE void gcm_bitmap_clear(uint64_t *bm, size_t i) { bm[i >> 6] &= ~((uint64_t)1 << (i & 63)); }

@@ -27,8 +27,10 @@ size_t gcm_fmt_str(char *buf, size_t len, size_t cap, const char *s);
 size_t gcm_fmt_hex(char *buf, size_t len, size_t cap, uintptr_t v);
 size_t gcm_fmt_dec(char *buf, size_t len, size_t cap, uint64_t v);
 
-/* Print "gcmalloc: <what> <ptr>: <detail>" on stderr and abort. */
-__attribute__((noreturn, cold)) void gcm_fatal_ptr(const char *what, const void *p, const char *detail);
+/* Print "gcmalloc: <fn>: <problem> <ptr> <detail>" as one line on stderr
+ * and abort; e.g. "gcmalloc: free(): double free 0x7f01c2a04010". */
+__attribute__((noreturn, cold)) void gcm_fatal_ptr(const char *fn, const char *problem, const void *p,
+                                                   const char *detail);
 /* Print "gcmalloc: <msg>" on stderr and abort. */
 __attribute__((noreturn, cold)) void gcm_fatal(const char *msg);
 

@@ -1,0 +1,44 @@
+/*
+ * fixalloc.c - see fixalloc.h. Objects are zeroed when handed out so that
+ * metadata starts in a known state whether it is fresh or reused.
+ */
+#include "fixalloc.h"
+#include "os.h"
+
+#include <string.h>
+
+#define FIXALLOC_CHUNK ((size_t)256 << 10)
+
+void gcm_fixalloc_init(fixalloc *f, size_t size) {
+    memset(f, 0, sizeof *f);
+    f->size = gcm_align_up(size, 16);
+}
+
+void *gcm_fixalloc_alloc(fixalloc *f) {
+    void *p;
+    if (f->free_list) {
+        p = f->free_list;
+        f->free_list = *(void **)p;
+        memset(p, 0, f->size);
+    } else {
+        if (f->chunk_left < f->size) {
+            size_t len = f->size > FIXALLOC_CHUNK ? gcm_align_up(f->size, GCM_PAGE_SIZE) : FIXALLOC_CHUNK;
+            char *c = gcm_os_map(NULL, len);
+            if (!c) return NULL;
+            f->chunk = c;
+            f->chunk_left = len;
+            f->mapped += len;
+        }
+        p = f->chunk; /* fresh OS memory is already zero */
+        f->chunk += f->size;
+        f->chunk_left -= f->size;
+    }
+    f->inuse += f->size;
+    return p;
+}
+
+void gcm_fixalloc_free(fixalloc *f, void *p) {
+    *(void **)p = f->free_list;
+    f->free_list = p;
+    f->inuse -= f->size;
+}

@@ -1,0 +1,116 @@
+/*
+ * malloc.c - the allocator's entry points off the fast path: large objects,
+ * aligned and zeroed allocation, realloc, the free slow path and the error
+ * reports. See malloc.h for the shape of the paths.
+ */
+#include "malloc.h"
+#include "mheap.h"
+#include "os.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void *alloc_small(mcache *c, unsigned spc) {
+    if (!c) return gcm_mcache_orphan_alloc(spc);
+    void *p = mspan_alloc_fast(c->alloc[spc]);
+    return p ? p : gcm_mcache_refill(c, spc);
+}
+
+void *gcm_alloc(mcache *c, size_t size, bool noscan) {
+    if (size <= GCM_MAX_SMALL) {
+        unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
+        return alloc_small(c, gcm_span_class(sc, noscan));
+    }
+    mspan *s = gcm_mheap_alloc_large(size, 0, noscan);
+    return s ? (void *)s->base : NULL;
+}
+
+void *gcm_alloc_aligned(mcache *c, size_t size, size_t align) {
+    if (align <= GCM_MIN_ALIGN) return gcm_alloc(c, size, false);
+    /* Spans start on a page, so every object of a class whose size is a
+     * multiple of align is aligned: use the smallest such class. */
+    if (size <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE) {
+        for (unsigned k = gcm_size_class(size); k < GCM_NUM_SIZE_CLASSES; k++)
+            if (gcm_class_size[k] % align == 0) return alloc_small(c, gcm_span_class(k, false));
+    }
+    mspan *s = gcm_mheap_alloc_large(size, align, false);
+    return s ? (void *)s->base : NULL;
+}
+
+void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total <= GCM_MAX_SMALL) {
+        void *p = alloc_small(c, gcm_span_class(gcm_size_class(total), false));
+        if (p) memset(p, 0, total);
+        return p;
+    }
+    mspan *s = gcm_mheap_alloc_large(total, 0, false);
+    if (!s) return NULL;
+    if (s->needzero) memset((void *)s->base, 0, total);
+    return (void *)s->base;
+}
+
+void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
+    size_t idx;
+    mspan *s = gcm_lookup(p, &idx, fn);
+    if (!mspan_is_allocated(s, idx)) gcm_fatal_ptr(fn, "double free", p, "(the object is not allocated)");
+    size_t old = s->elemsize;
+    bool large = s->spanclass <= 1;
+    if (size <= old) {
+        /* A shrink keeps p; a large object gives back whole tail pages. */
+        if (large && (old - size) >= GCM_PAGE_SIZE) gcm_mheap_resize_large(s, size);
+        return p;
+    }
+    if (large && gcm_mheap_resize_large(s, size)) return p;
+    void *q = gcm_alloc(c, size, gcm_spanclass_noscan(s->spanclass));
+    if (!q) return NULL; /* errno is ENOMEM; p is untouched */
+    memcpy(q, p, old);
+    gcm_dealloc(p, fn);
+    return q;
+}
+
+void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
+    if (s->spanclass <= 1) {
+        /* Large: the one alloc bit decides who frees it, so two racing frees
+         * of the same object cannot both return its pages. */
+        uint64_t all = ~(uint64_t)0;
+        if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_RELAXED))
+            gcm_fatal_ptr(fn, "double free", p, "");
+        gcm_mheap_free_span(s);
+        return;
+    }
+    if (mspan_free_remote(s, p, fn)) mcentral_notify(&gcm_heap.central[s->spanclass], s);
+}
+
+void gcm_report_bad(const char *fn, const void *p) {
+    /* A page-aligned address in a free page of our heap is most likely a
+     * large object freed twice (its span is gone). */
+    heapArena *a = gcm_arena_of((uintptr_t)p);
+    if (a && ((uintptr_t)p & (GCM_PAGE_SIZE - 1)) == 0)
+        gcm_fatal_ptr(fn, "double free", p, "(no live object starts here)");
+    gcm_fatal_ptr(fn, "invalid pointer", p, "(not allocated by gcmalloc)");
+}
+
+void gcm_report_interior(const char *fn, const void *p, const mspan *s) {
+    char detail[128];
+    size_t n;
+    uintptr_t obj = s->base + mspan_obj_index(s, (uintptr_t)p) * s->elemsize;
+    n = gcm_fmt_str(detail, 0, sizeof detail, "(inside the object at ");
+    n = gcm_fmt_hex(detail, n, sizeof detail, obj);
+    n = gcm_fmt_str(detail, n, sizeof detail, " of ");
+    n = gcm_fmt_dec(detail, n, sizeof detail, s->elemsize);
+    gcm_fmt_str(detail, n, sizeof detail, " bytes)");
+    gcm_fatal_ptr(fn, "interior pointer", p, detail);
+}
+
+bool gcm_trim(mcache *c) {
+    if (!gcm_heap.ready) return false;
+    /* Spans emptied by remote frees go back to the heap first. */
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_flush_pending(&gcm_heap.central[i]);
+    return gcm_mheap_scavenge_all() > 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * malloc.h - the allocator's entry points, and its fast paths.
+ *
+ *   malloc(n), n <= 32 KiB:  size class -> this thread's mcache -> the span
+ *                            of that class -> next free object (no lock);
+ *                            on a miss: mcache refill -> mcentral -> mheap.
+ *   malloc(n), n > 32 KiB:   a span of its own from the mheap (mheap.lock).
+ *   free(p):                 arena index -> span -> object index; the owner
+ *                            thread clears a bit, another thread pushes p on
+ *                            the span's remote-free list (one CAS).
+ *
+ * Everything the shim exports is built from the functions here; the shim
+ * decides only which mcache a call uses (it attaches a thread's mcache on its
+ * first allocation). `fn` names the public function for error messages.
+ */
+#ifndef GCM_MALLOC_H
+#define GCM_MALLOC_H
+
+#include "arena.h"
+#include "mcache.h"
+#include "sizeclass.h"
+
+/* Small-object fast path: NULL when the request is large or the span's cache
+ * is empty - take gcm_alloc() then. */
+GCM_INLINE void *gcm_alloc_fast(mcache *c, size_t size) {
+    if (GCM_UNLIKELY(size > GCM_MAX_SMALL)) return NULL;
+    return mspan_alloc_fast(c->alloc[gcm_size_class(size) << 1]);
+}
+
+/* Any size; c == NULL means "no mcache for this thread" (orphan path).
+ * NULL with errno ENOMEM when the request cannot be met. */
+void *gcm_alloc(mcache *c, size_t size, bool noscan);
+/* align: a power of two. */
+void *gcm_alloc_aligned(mcache *c, size_t size, size_t align);
+void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size);
+void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn);
+
+__attribute__((noreturn, cold)) void gcm_report_bad(const char *fn, const void *p);
+__attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const void *p, const struct mspan *s);
+void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
+
+/* The span of object p, which must be the start of a live object; reports
+ * and aborts otherwise. *idx = the object's index in the span. */
+GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
+    uintptr_t a = (uintptr_t)p;
+    mspan *s = gcm_span_of(a);
+    if (GCM_UNLIKELY(s == NULL)) gcm_report_bad(fn, p);
+    size_t i = mspan_obj_index(s, a);
+    if (GCM_UNLIKELY(s->base + i * s->elemsize != a)) gcm_report_interior(fn, p, s);
+    *idx = i;
+    return s;
+}
+
+/* free(p), p != NULL. */
+GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
+    size_t idx;
+    mspan *s = gcm_lookup(p, &idx, fn);
+    if (GCM_LIKELY(GCM_LOAD(&s->owner) == gcm_tls_mcache)) {
+        mspan_free_local(s, idx, fn);
+        return;
+    }
+    gcm_dealloc_slow(s, p, fn);
+}
+
+/* Usable size of live object p. */
+GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
+    size_t idx;
+    mspan *s = gcm_lookup(p, &idx, fn);
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx))) gcm_fatal_ptr(fn, "invalid pointer", p, "(the object is not allocated)");
+    return s->elemsize;
+}
+
+/* malloc_trim(0): give back every free page; true when something was. */
+bool gcm_trim(mcache *c);
+
+#endif

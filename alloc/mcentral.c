@@ -1,0 +1,108 @@
+/*
+ * mcentral.c - see mcentral.h for the lists and the pending-stack protocol.
+ */
+#include "mcentral.h"
+#include "mcache.h"
+#include "mheap.h"
+
+static void list_push(spanList *l, mspan *s, uint8_t which) {
+    s->prev = NULL;
+    s->next = l->first;
+    if (l->first) l->first->prev = s;
+    l->first = s;
+    l->n++;
+    s->list = which;
+}
+
+static void list_remove(mcentral *c, mspan *s) {
+    spanList *l = s->list == SPAN_LIST_FULL ? &c->full : &c->partial;
+    if (s->prev) s->prev->next = s->next;
+    else l->first = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->list = SPAN_LIST_NONE;
+    l->n--;
+}
+
+/* File an unowned span (xfree already merged) where it belongs. Lock held. */
+static void file_span(mcentral *c, mspan *s) {
+    if (s->list != SPAN_LIST_NONE) list_remove(c, s);
+    if (s->allocCount == 0) {
+        gcm_mheap_free_span(s);
+    } else if (s->allocCount >= s->nelems) {
+        list_push(&c->full, s, SPAN_LIST_FULL);
+    } else {
+        list_push(&c->partial, s, SPAN_LIST_PARTIAL);
+    }
+}
+
+static void drain_pending(mcentral *c) {
+    mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
+    while (s) {
+        mspan *next = s->pending_next;
+        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
+        mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
+        file_span(c, s);
+        s = next;
+    }
+}
+
+void mcentral_init(mcentral *c, unsigned spanclass) {
+    gcm_lock init = GCM_LOCK_INIT;
+    c->lock = init;
+    c->spanclass = spanclass;
+}
+
+void mcentral_notify(mcentral *c, mspan *s) {
+    mspan *head = __atomic_load_n(&c->pending, __ATOMIC_RELAXED);
+    do {
+        s->pending_next = head;
+    } while (!__atomic_compare_exchange_n(&c->pending, &head, s, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+static mspan *take_partial(mcentral *c, mcache *owner) {
+    for (mspan *s = c->partial.first; s; s = s->next) {
+        uintptr_t expect = XFREE_NOTIFY;
+        /* A span announced meanwhile stays for the next drain. */
+        if (!__atomic_compare_exchange_n(&s->xfree, &expect, XFREE_OWNED, false, __ATOMIC_ACQUIRE,
+                                         __ATOMIC_RELAXED))
+            continue;
+        list_remove(c, s);
+        GCM_STORE(&s->owner, owner);
+        return s;
+    }
+    return NULL;
+}
+
+mspan *mcentral_cache_span(mcentral *c, mcache *owner) {
+    gcm_lock_acquire(&c->lock);
+    drain_pending(c);
+    mspan *s = take_partial(c, owner);
+    gcm_lock_release(&c->lock);
+    if (!s) {
+        s = gcm_mheap_alloc_small(c->spanclass);
+        if (!s) return NULL;
+        GCM_STORE(&s->owner, owner);
+    }
+    if (!mspan_refill_cache(s)) gcm_fatal("mcentral: a partial span has no free object");
+    return s;
+}
+
+void mcentral_uncache_span(mcentral *c, mspan *s) {
+    gcm_lock_acquire(&c->lock);
+    /* Take the remote frees and switch to NOTIFY in one step: from here on a
+     * remote free announces the span, and the drain (which needs this lock)
+     * finds it filed. */
+    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
+    GCM_STORE(&s->owner, NULL);
+    mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
+    file_span(c, s);
+    gcm_lock_release(&c->lock);
+}
+
+void mcentral_flush_pending(mcentral *c) {
+    if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED)) return;
+    gcm_lock_acquire(&c->lock);
+    drain_pending(c);
+    gcm_lock_release(&c->lock);
+}

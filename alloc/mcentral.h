@@ -1,0 +1,54 @@
+/*
+ * mcentral.h - the central free lists of one span class (Go <= 1.14's
+ * "locked mcentral").
+ *
+ * An mcentral owns the spans of its class that no mcache holds, on two lists:
+ * partial (some free objects) and full (none, as far as it knows). mcaches
+ * take spans with free space from it and give back spans they have used up.
+ *
+ * Remote frees into a span that sits here do not take the lock: the freeing
+ * thread pushes the object on the span's xfree list, and the first such push
+ * after the mcentral last looked (XFREE_NOTIFY -> XFREE_NOTIFIED) also pushes
+ * the span on `pending`, a lock-free stack. Whoever next takes the lock drains
+ * it: merges each span's remote frees, moves it from full to partial, and
+ * returns it to the mheap when it is empty. So the lock is taken once per span
+ * per round of frees, never once per object.
+ *
+ * Invariants (lock held):
+ *  - a span on partial/full has owner == NULL and xfree state NOTIFY or
+ *    NOTIFIED; NOTIFY implies an empty xfree list;
+ *  - a NOTIFIED span is on `pending` or about to be, so it is neither handed
+ *    out nor freed until a drain has seen it (the stack links through it);
+ *  - lock order: mcentral.lock before mheap.lock, never the reverse.
+ */
+#ifndef GCM_MCENTRAL_H
+#define GCM_MCENTRAL_H
+
+#include "lock.h"
+#include "mspan.h"
+
+typedef struct spanList {
+    mspan *first;
+    size_t n;
+} spanList;
+
+typedef struct mcentral {
+    gcm_lock lock;
+    unsigned spanclass;
+    spanList partial; /* must hold lock */
+    spanList full;    /* must hold lock */
+    mspan *pending;   /* atomic: spans announced by remote frees */
+} __attribute__((aligned(64))) mcentral;
+
+void mcentral_init(mcentral *c, unsigned spanclass);
+/* A span with free objects, now owned by `owner`, with a loaded allocCache;
+ * NULL when the heap cannot grow. */
+mspan *mcentral_cache_span(mcentral *c, struct mcache *owner);
+/* The owner gives s back. */
+void mcentral_uncache_span(mcentral *c, mspan *s);
+/* Push s (just announced by mspan_free_remote) on the pending stack. */
+void mcentral_notify(mcentral *c, mspan *s);
+/* Take the lock and process pending spans (malloc_trim, statistics). */
+void mcentral_flush_pending(mcentral *c);
+
+#endif

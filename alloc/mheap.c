@@ -1,0 +1,255 @@
+/*
+ * mheap.c - spans from pages, pages from arenas, and the scavenger.
+ *
+ * Allocation: find the first fit for n pages in the page allocator; when none
+ * exists, reserve enough new 64 MiB arenas (right after the last one when the
+ * OS allows, so runs can cross them) and search again. A span records its
+ * pages in heapArena.spans[] for every page it covers, so that any address
+ * inside it, interior ones included, leads back to it.
+ *
+ * Scavenging (returning memory): freed pages stay resident for quick reuse up
+ * to a retained budget of max(SCAV_RETAIN_MIN, in-use / 8). Above it, the
+ * excess is released (madvise DONTNEED, highest pages first) at the next span
+ * free once SCAV_DELAY_MS has passed since the last release, or at once when
+ * the excess passes SCAV_BURST: a program that frees a large heap sees its RSS
+ * fall right away, and one that churns large objects does not pay a page
+ * fault per page on every cycle. malloc_trim(0) releases everything.
+ * Released pages read as zero, which calloc uses (mspan.needzero).
+ */
+#include "mheap.h"
+#include "mcache.h"
+#include "os.h"
+#include "sizeclass.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define SCAV_RETAIN_MIN_PAGES ((size_t)(4u << 20) >> GCM_PAGE_SHIFT) /* 4 MiB */
+#define SCAV_BURST_PAGES ((size_t)(64u << 20) >> GCM_PAGE_SHIFT)     /* 64 MiB */
+#define SCAV_DELAY_MS 100
+
+mheap gcm_heap = { .lock = GCM_LOCK_INIT };
+
+bool gcm_mheap_init(void) {
+    mheap *h = &gcm_heap;
+    if (h->ready) return true;
+    if (!pa_init(&h->pages)) return false;
+    h->pages.release = gcm_os_release;
+    gcm_fixalloc_init(&h->spanalloc, sizeof(mspan));
+    gcm_fixalloc_init(&h->cachealloc, sizeof(mcache));
+    for (int i = 0; i < GCM_BITS_POOLS; i++)
+        gcm_fixalloc_init(&h->bitsalloc[i], 2 * sizeof(uint64_t) << i);
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_init(&h->central[i], i);
+    __atomic_store_n(&h->ready, true, __ATOMIC_RELEASE);
+    return true;
+}
+
+size_t gcm_mheap_mapped_locked(void) {
+    const pageAlloc *pa = &gcm_heap.pages;
+    size_t pages = (size_t)pa->narenas * GCM_PAGES_PER_ARENA - pa->free_scav_pages;
+    size_t meta = (size_t)pa->narenas * GCM_ARENA_META_SIZE + gcm_heap.spanalloc.mapped +
+                  gcm_heap.cachealloc.mapped;
+    for (int i = 0; i < GCM_BITS_POOLS; i++) meta += gcm_heap.bitsalloc[i].mapped;
+    return (pages << GCM_PAGE_SHIFT) + meta;
+}
+
+/* Reserve arenas for at least npages more pages. mheap.lock held. */
+static bool heap_grow(size_t npages) {
+    mheap *h = &gcm_heap;
+    size_t n = (npages + GCM_PAGES_PER_ARENA - 1) / GCM_PAGES_PER_ARENA;
+    if (n > PA_MAX_ARENAS - h->pages.narenas) return false;
+    heapArena *first = gcm_arena_reserve(n, h->arena_end);
+    if (!first) return false;
+    for (size_t i = 0; i < n; i++) {
+        heapArena *a = gcm_arena_nth(first, i);
+        gcm_arena_index_set(a);
+        if (!pa_grow(&h->pages, a)) return false;
+    }
+    h->arena_end = gcm_arena_nth(first, n - 1)->base + GCM_ARENA_SIZE;
+    return true;
+}
+
+/* Point spans[] of every page in [base, base + npages pages) at s. */
+static void set_spans(uintptr_t base, size_t npages, mspan *s) {
+    for (size_t i = 0; i < npages;) {
+        uintptr_t addr = base + (i << GCM_PAGE_SHIFT);
+        heapArena *a = gcm_arena_of(addr);
+        size_t first = (addr - a->base) >> GCM_PAGE_SHIFT;
+        size_t n = GCM_PAGES_PER_ARENA - first;
+        if (n > npages - i) n = npages - i;
+        for (size_t j = 0; j < n; j++) GCM_STORE(&a->spans[first + j], s);
+        i += n;
+    }
+}
+
+static void mark_first_page(mspan *s, bool on, bool noscan) {
+    heapArena *a = gcm_arena_of(s->base);
+    size_t pg = (s->base - a->base) >> GCM_PAGE_SHIFT;
+    if (on) {
+        gcm_bitmap_set(a->page_in_use, pg);
+        if (noscan) gcm_bitmap_set(a->page_noscan, pg);
+    } else {
+        gcm_bitmap_clear(a->page_in_use, pg);
+        gcm_bitmap_clear(a->page_noscan, pg);
+    }
+}
+
+static int bits_pool(size_t nwords) {
+    int k = 0;
+    while (((size_t)1 << k) < nwords) k++;
+    return k;
+}
+
+/* Take npages pages aligned to align_pages and wrap them in a span.
+ * mheap.lock held. */
+static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned spanclass, size_t reqsize) {
+    mheap *h = &gcm_heap;
+    bool large = spanclass <= 1, noscan = spanclass & 1;
+    size_t nwords = large ? 1 : (gcm_class_nelems[spanclass >> 1] + 63) / 64;
+    size_t want = npages + align_pages - 1;
+    if (want < npages) return NULL;
+    uint64_t p = pa_find(&h->pages, want);
+    if (p == PA_NONE) {
+        if (!heap_grow(want) || (p = pa_find(&h->pages, want)) == PA_NONE) return NULL;
+    }
+    uintptr_t addr = pa_page_addr(&h->pages, p);
+    if (align_pages > 1) {
+        uintptr_t aligned = gcm_align_up(addr, align_pages << GCM_PAGE_SHIFT);
+        p += (aligned - addr) >> GCM_PAGE_SHIFT;
+        addr = aligned;
+    }
+    mspan *s = gcm_fixalloc_alloc(&h->spanalloc);
+    uint64_t *bits = gcm_fixalloc_alloc(&h->bitsalloc[bits_pool(nwords)]);
+    if (!s || !bits) {
+        if (s) gcm_fixalloc_free(&h->spanalloc, s);
+        if (bits) gcm_fixalloc_free(&h->bitsalloc[bits_pool(nwords)], bits);
+        return NULL;
+    }
+    size_t nscav = pa_alloc_range(&h->pages, p, npages);
+    s->base = addr;
+    s->npages = npages;
+    s->nwords = (uint16_t)nwords;
+    s->allocBits = bits;
+    s->gcmarkBits = bits + nwords;
+    s->state = SPAN_IN_USE;
+    s->needzero = nscav != npages;
+    if (large) {
+        mspan_init_large(s, spanclass, reqsize);
+        h->large_spans++;
+    } else {
+        mspan_init_small(s, spanclass);
+    }
+    set_spans(addr, npages, s); /* published initialised */
+    mark_first_page(s, true, noscan);
+    size_t mapped = gcm_mheap_mapped_locked();
+    if (mapped > h->peak_mapped) h->peak_mapped = mapped;
+    return s;
+}
+
+mspan *gcm_mheap_alloc_small(unsigned spanclass) {
+    gcm_lock_acquire(&gcm_heap.lock);
+    mspan *s = heap_alloc_locked(gcm_class_npages[spanclass >> 1], 1, spanclass, 0);
+    gcm_lock_release(&gcm_heap.lock);
+    return s;
+}
+
+mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
+    /* Anything near the address-space size cannot be met: refuse early so the
+     * page arithmetic below cannot overflow. */
+    if (size > ((size_t)1 << (GCM_ADDR_BITS - 1)) || align > ((size_t)1 << (GCM_ADDR_BITS - 2))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
+    if (npages == 0) npages = 1;
+    size_t align_pages = align > GCM_PAGE_SIZE ? align >> GCM_PAGE_SHIFT : 1;
+    gcm_lock_acquire(&gcm_heap.lock);
+    mspan *s = heap_alloc_locked(npages, align_pages, noscan ? 1 : 0, size);
+    gcm_lock_release(&gcm_heap.lock);
+    if (!s) errno = ENOMEM;
+    return s;
+}
+
+/* Release retained free pages above the budget (see the file comment).
+ * mheap.lock held. */
+static void scavenge_maybe(void) {
+    pageAlloc *pa = &gcm_heap.pages;
+    size_t retained = pa->free_pages - pa->free_scav_pages;
+    size_t inuse = (size_t)pa->narenas * GCM_PAGES_PER_ARENA - pa->free_pages;
+    size_t budget = inuse / 8 > SCAV_RETAIN_MIN_PAGES ? inuse / 8 : SCAV_RETAIN_MIN_PAGES;
+    if (retained <= budget) return;
+    uint64_t now = gcm_os_now_ms();
+    if (retained - budget < SCAV_BURST_PAGES && now - gcm_heap.scav_last_ms < SCAV_DELAY_MS) return;
+    pa_scavenge(pa, budget);
+    gcm_heap.scav_last_ms = now;
+}
+
+void gcm_mheap_free_span(mspan *s) {
+    mheap *h = &gcm_heap;
+    gcm_lock_acquire(&h->lock);
+    heapArena *a = gcm_arena_of(s->base);
+    set_spans(s->base, s->npages, NULL);
+    mark_first_page(s, false, false);
+    pa_free_range(&h->pages, pa_addr_page(a, s->base), s->npages);
+    if (s->spanclass <= 1) h->large_spans--;
+    s->state = SPAN_DEAD;
+    gcm_fixalloc_free(&h->bitsalloc[bits_pool(s->nwords)], s->allocBits);
+    gcm_fixalloc_free(&h->spanalloc, s);
+    scavenge_maybe();
+    gcm_lock_release(&h->lock);
+}
+
+bool gcm_mheap_resize_large(mspan *s, size_t size) {
+    mheap *h = &gcm_heap;
+    if (size > ((size_t)1 << (GCM_ADDR_BITS - 1))) return false;
+    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
+    if (npages == 0) npages = 1;
+    bool ok = true;
+    gcm_lock_acquire(&h->lock);
+    uint64_t first = pa_addr_page(gcm_arena_of(s->base), s->base);
+    if (npages < s->npages) {
+        uintptr_t tail = s->base + (npages << GCM_PAGE_SHIFT);
+        set_spans(tail, s->npages - npages, NULL);
+        pa_free_range(&h->pages, first + npages, s->npages - npages);
+    } else if (npages > s->npages) {
+        uint64_t end = first + s->npages;
+        ok = pa_range_free(&h->pages, end, npages - s->npages);
+        if (ok) {
+            if (pa_alloc_range(&h->pages, end, npages - s->npages) != npages - s->npages) s->needzero = 1;
+            set_spans(s->base + (s->npages << GCM_PAGE_SHIFT), npages - s->npages, s);
+        }
+    }
+    if (ok) {
+        s->npages = npages;
+        s->elemsize = npages << GCM_PAGE_SHIFT;
+        s->reqsize = size;
+        size_t mapped = gcm_mheap_mapped_locked();
+        if (mapped > h->peak_mapped) h->peak_mapped = mapped;
+        scavenge_maybe();
+    }
+    gcm_lock_release(&h->lock);
+    return ok;
+}
+
+size_t gcm_mheap_scavenge_all(void) {
+    gcm_lock_acquire(&gcm_heap.lock);
+    size_t n = gcm_heap.ready ? pa_scavenge(&gcm_heap.pages, 0) : 0;
+    gcm_heap.scav_last_ms = gcm_os_now_ms();
+    gcm_lock_release(&gcm_heap.lock);
+    return n << GCM_PAGE_SHIFT;
+}
+
+void gcm_mheap_lock_all(void) {
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) gcm_lock_acquire(&gcm_heap.central[i].lock);
+    gcm_lock_acquire(&gcm_heap.lock);
+}
+
+void gcm_mheap_unlock_all(void) {
+    gcm_lock_release(&gcm_heap.lock);
+    for (unsigned i = GCM_NUM_SPAN_CLASSES; i-- > 0;) gcm_lock_release(&gcm_heap.central[i].lock);
+}
+
+void gcm_mheap_reinit_locks(void) {
+    gcm_lock_reinit(&gcm_heap.lock);
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) gcm_lock_reinit(&gcm_heap.central[i].lock);
+}

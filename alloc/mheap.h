@@ -1,0 +1,64 @@
+/*
+ * mheap.h - the page heap: spans come from here, and go back here.
+ *
+ * The mheap owns the page allocator (pagealloc.h), the heap arenas and the
+ * metadata allocators, and the mcentral of every span class. It hands out
+ * runs of pages as spans: small spans to mcentrals, and a span of its own to
+ * every object over 32 KiB. Freed spans' pages become free pages again; pages
+ * that stay free are returned to the OS by the scavenger (see mheap.c).
+ *
+ * Lock order: mcentral.lock, then mheap.lock. Everything in struct mheap
+ * except central[] is protected by mheap.lock.
+ */
+#ifndef GCM_MHEAP_H
+#define GCM_MHEAP_H
+
+#include "fixalloc.h"
+#include "lock.h"
+#include "mcentral.h"
+#include "pagealloc.h"
+
+#define GCM_BITS_POOLS 5 /* span bitmaps of 1, 2, 4, 8, 16 words */
+
+typedef struct mheap {
+    gcm_lock lock;
+    bool ready;
+    pageAlloc pages;
+    fixalloc spanalloc;
+    fixalloc cachealloc;
+    fixalloc bitsalloc[GCM_BITS_POOLS];
+    struct mcache *allcaches; /* every mcache, for fork and statistics */
+    uintptr_t arena_end;      /* end of the last reserved arena: the next hint */
+    size_t large_spans;       /* in-use spans holding one large object */
+    size_t peak_mapped;
+    uint64_t scav_last_ms;    /* when the scavenger last ran */
+    mcentral central[GCM_NUM_SPAN_CLASSES];
+} mheap;
+
+extern mheap gcm_heap;
+
+/* Set up the heap (idempotent, not thread-safe: the caller serialises). */
+bool gcm_mheap_init(void);
+
+/* A new small span of the given span class, initialised, unowned. */
+mspan *gcm_mheap_alloc_small(unsigned spanclass);
+/* A span for one object of `size` bytes (> 32 KiB or over-aligned), its base
+ * aligned to `align` (0 or a power of two). */
+mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan);
+/* Return a span's pages to the heap. Takes mheap.lock. */
+void gcm_mheap_free_span(mspan *s);
+/* Resize a large span in place to hold `size` bytes (shrinking frees the tail
+ * pages; growing needs the following pages free). False if it cannot. */
+bool gcm_mheap_resize_large(mspan *s, size_t size);
+/* Return every free page to the OS; bytes released. */
+size_t gcm_mheap_scavenge_all(void);
+
+/* Memory the heap holds from the OS and has not released. mheap.lock. */
+size_t gcm_mheap_mapped_locked(void);
+
+/* Fork: take / drop / reset every heap lock (mcentrals then the heap). */
+void gcm_mheap_lock_all(void);
+void gcm_mheap_unlock_all(void);
+void gcm_mheap_reinit_locks(void);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * mspan.c - span bitmap operations off the fast path. See mspan.h for the
+ * ownership rules and the xfree protocol.
+ */
+#include "mspan.h"
+#include "sizeclass.h"
+
+#include <string.h>
+
+mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
+
+static void mspan_set_cache(mspan *s, size_t word) {
+    s->freeindex = (uint16_t)(word * 64);
+    s->cacheWord = &s->allocBits[word];
+    s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
+    s->allocCache = ~GCM_LOAD(s->cacheWord);
+}
+
+void mspan_init_small(mspan *s, unsigned spanclass) {
+    unsigned c = spanclass >> 1;
+    s->spanclass = (uint8_t)spanclass;
+    s->elemsize = gcm_class_size[c];
+    s->divmul = gcm_class_divmul[c];
+    s->nelems = (uint16_t)gcm_class_nelems[c];
+    memset(s->allocBits, 0, s->nwords * sizeof(uint64_t));
+    memset(s->gcmarkBits, 0, s->nwords * sizeof(uint64_t));
+    if (s->nelems & 63) /* the bits past nelems read as allocated */
+        s->allocBits[s->nwords - 1] = ~(uint64_t)0 << (s->nelems & 63);
+    s->allocCount = 0;
+    s->xfree = XFREE_OWNED;
+    mspan_set_cache(s, 0);
+}
+
+void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
+    s->spanclass = (uint8_t)spanclass;
+    s->elemsize = s->npages << GCM_PAGE_SHIFT;
+    s->divmul = 0; /* index is always 0 */
+    s->nelems = 1;
+    s->allocBits[0] = ~(uint64_t)0; /* the one object, and padding */
+    s->gcmarkBits[0] = 0;
+    s->allocCount = 1;
+    s->reqsize = reqsize;
+    s->xfree = XFREE_OWNED;
+    s->cacheWord = &s->allocBits[0];
+    s->allocCache = 0;
+}
+
+bool mspan_free_remote(mspan *s, void *p, const char *fn) {
+    size_t idx = mspan_obj_index(s, (uintptr_t)p);
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx))) gcm_fatal_ptr(fn, "double free", p, "");
+    uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), nw;
+    do {
+        *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;
+        uintptr_t st = old & XFREE_STATE;
+        nw = (uintptr_t)p | (st == XFREE_NOTIFY ? XFREE_NOTIFIED : st);
+    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    return (old & XFREE_STATE) == XFREE_NOTIFY;
+}
+
+void mspan_merge_remote(mspan *s, uintptr_t list) {
+    /* The list was published with release stores; the exchange that detached
+     * it was an acquire, so the links read below are complete. */
+    while (list) {
+        uintptr_t next = *(uintptr_t *)list;
+        mspan_free_local(s, mspan_obj_index(s, list), "free()");
+        list = next;
+    }
+}
+
+bool mspan_refill_cache(mspan *s) {
+    if (__atomic_load_n(&s->xfree, __ATOMIC_RELAXED) & ~(uintptr_t)XFREE_STATE) {
+        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
+        mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
+    }
+    if (s->allocCache) return true;
+    if (s->allocCount >= s->nelems) return false;
+    size_t w = s->freeindex / 64;
+    for (size_t k = 1; k <= s->nwords; k++) {
+        size_t i = (w + k) % s->nwords;
+        if (~GCM_LOAD(&s->allocBits[i])) {
+            mspan_set_cache(s, i);
+            return true;
+        }
+    }
+    return false;
+}

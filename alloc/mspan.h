@@ -1,0 +1,133 @@
+/*
+ * mspan.h - a span: a run of pages holding objects of one span class.
+ *
+ * A small span (span class = size class << 1 | noscan, size class 1..66)
+ * holds nelems objects of elemsize bytes at base + i * elemsize. A large span
+ * (span class 0 or 1) holds one object of npages pages.
+ *
+ * Which objects are allocated is recorded in allocBits (1 = allocated). The
+ * bits past nelems in the last word are set too, so "free" is simply a zero
+ * bit. allocCache is the inverted allocBits word that the allocator is working
+ * through (word freeindex / 64): the next free object is one count-trailing-
+ * zeros away, as in Go. Unlike Go's, ours is kept equal to ~allocBits[word] at
+ * all times: malloc clears a cache bit and sets the alloc bit, free sets both
+ * back, so both stay exact and a double free is a clear bit.
+ *
+ * Frees come two ways:
+ *  - by the thread whose mcache holds the span (owner): plain stores, no
+ *    atomic read-modify-write;
+ *  - by any other thread: the object is pushed on xfree, a lock-free list
+ *    threaded through the freed objects themselves (mimalloc's thread-free
+ *    list). The low 3 bits of xfree carry the span's XFREE_* state, so that
+ *    publishing the object and noticing "this span needs its mcentral's
+ *    attention" is one compare-and-swap. Remote frees are merged into
+ *    allocBits by the owner when its cache runs dry, or by the mcentral.
+ *
+ * Ownership (who may write allocBits, allocCache, allocCount):
+ *   owner != NULL: only that mcache's thread;
+ *   owner == NULL: only with the span's mcentral.lock held.
+ * Other threads read allocBits/allocCount with relaxed loads (double-free
+ * checks, statistics).
+ */
+#ifndef GCM_MSPAN_H
+#define GCM_MSPAN_H
+
+#include "common.h"
+#include "os.h"
+
+struct mcache;
+
+enum { SPAN_DEAD = 0, SPAN_IN_USE = 1 };
+enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL = 1, SPAN_LIST_FULL = 2 };
+
+/* xfree states (low bits of mspan.xfree). */
+#define XFREE_OWNED 0    /* held by an mcache: remote frees only push */
+#define XFREE_NOTIFY 1   /* in its mcentral: the next remote free announces the span */
+#define XFREE_NOTIFIED 2 /* announced: on the mcentral's pending stack, or about to be */
+#define XFREE_STATE 7
+
+typedef struct mspan {
+    /* Set when the span is created (mheap.lock); constant while in use. */
+    uintptr_t base;
+    size_t npages;
+    size_t elemsize;      /* object size; npages * page for large spans */
+    uint32_t divmul;      /* (off * divmul) >> 32 == off / elemsize */
+    uint16_t nelems;
+    uint16_t nwords;      /* words in allocBits and gcmarkBits */
+    uint8_t spanclass;
+    uint8_t state;        /* SPAN_*; mheap.lock */
+    uint8_t list;         /* SPAN_LIST_*; mcentral.lock */
+    uint8_t needzero;     /* large spans: pages may hold old data */
+
+    /* Owner's (see the header comment). */
+    uint64_t allocCache;  /* == ~allocBits[freeindex / 64] */
+    uint64_t *cacheWord;  /* &allocBits[freeindex / 64] */
+    uintptr_t cacheBase;  /* address of object freeindex */
+    uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
+    uint16_t allocCount;  /* allocated objects; relaxed reads by others */
+
+    struct mcache *owner; /* relaxed; changes under mcentral.lock */
+    uintptr_t xfree;      /* atomic: remote-free list | XFREE_* */
+    struct mspan *pending_next; /* link on mcentral.pending */
+    struct mspan *next, *prev;  /* mcentral partial/full list; mcentral.lock */
+
+    uint64_t *allocBits;
+    uint64_t *gcmarkBits;
+    size_t reqsize;       /* large spans: the requested size (statistics) */
+} mspan;
+
+/* A span with no free objects that belongs to nobody: every slot of an
+ * unused mcache points here, so the fast path needs no NULL check. */
+extern mspan gcm_empty_span;
+
+/* Object index of address p inside small span s (no divide). */
+GCM_INLINE size_t mspan_obj_index(const mspan *s, uintptr_t p) {
+    return (size_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+
+/* Fast path: the next free object of s, or NULL when the cached word is used
+ * up. Owner only. */
+GCM_INLINE void *mspan_alloc_fast(mspan *s) {
+    uint64_t c = s->allocCache;
+    if (GCM_UNLIKELY(c == 0)) return NULL;
+    unsigned b = (unsigned)__builtin_ctzll(c);
+    s->allocCache = c & (c - 1);
+    uint64_t *w = s->cacheWord;
+    GCM_STORE(w, GCM_LOAD(w) | ((uint64_t)1 << b));
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + 1));
+    return (void *)(s->cacheBase + b * s->elemsize);
+}
+
+/* Free object idx by the span's owner (or with mcentral.lock when unowned). */
+GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) {
+    uint64_t *w = &s->allocBits[idx >> 6];
+    uint64_t bit = (uint64_t)1 << (idx & 63), v = GCM_LOAD(w);
+    if (GCM_UNLIKELY(!(v & bit))) gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
+    GCM_STORE(w, v & ~bit);
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - 1));
+    if (w == s->cacheWord) s->allocCache |= bit;
+}
+
+GCM_INLINE bool mspan_is_allocated(const mspan *s, size_t idx) {
+    return (GCM_LOAD(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+}
+
+/* Set up a fresh small span's bitmaps and cache (mheap, at creation). */
+void mspan_init_small(mspan *s, unsigned spanclass);
+/* Set up a large span: one object. */
+void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize);
+
+/* Push object p (already validated) on s's remote-free list. Returns true
+ * when this push announced the span (XFREE_NOTIFY -> NOTIFIED): the caller
+ * must then hand s to its mcentral's pending stack. */
+bool mspan_free_remote(mspan *s, void *p, const char *fn);
+
+/* Merge a remote-free list (already detached from xfree) into allocBits.
+ * Same ownership rule as mspan_free_local. */
+void mspan_merge_remote(mspan *s, uintptr_t list);
+
+/* Owner: take remote frees, then move the cache to a word with free objects.
+ * False when the span is full. */
+bool mspan_refill_cache(mspan *s);
+
+#endif

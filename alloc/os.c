@@ -1,0 +1,126 @@
+/*
+ * os.c - memory from the kernel, and diagnostics that cannot fail.
+ *
+ * Raw mmap/munmap/madvise only: this file may run before libc has finished
+ * starting (ld.so allocates before any constructor), inside signal handlers
+ * and in forked children, so it calls nothing that could lock or allocate.
+ * Mappings use MAP_NORESERVE: reserving an arena's address space costs
+ * nothing until its pages are touched.
+ */
+#include "os.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+void *gcm_os_map(void *hint, size_t len) {
+    int saved = errno; /* a failed reservation is not the caller's error */
+    void *p = mmap(hint, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *gcm_os_map_aligned(size_t len, size_t align, void *hint) {
+    if (hint && ((uintptr_t)hint & (align - 1)) == 0) {
+        void *p = gcm_os_map(hint, len);
+        if (p == hint) return p;
+        if (p) gcm_os_unmap(p, len);
+    }
+    /* Over-map and trim the unaligned ends. */
+    size_t over = len + align;
+    if (over < len) return NULL;
+    char *raw = gcm_os_map(NULL, over);
+    if (!raw) return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    if (head) gcm_os_unmap(raw, head);
+    size_t tail = over - head - len;
+    if (tail) gcm_os_unmap((void *)(start + len), tail);
+    return (void *)start;
+}
+
+void gcm_os_unmap(void *p, size_t len) {
+    int saved = errno;
+    munmap(p, len);
+    errno = saved;
+}
+
+void gcm_os_release(uintptr_t addr, size_t len) {
+    int saved = errno;
+    madvise((void *)addr, len, MADV_DONTNEED);
+    errno = saved;
+}
+
+void gcm_os_write(int fd, const char *s, size_t n) {
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        s += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+size_t gcm_fmt_str(char *buf, size_t len, size_t cap, const char *s) {
+    while (*s && len + 1 < cap) buf[len++] = *s++;
+    buf[len] = 0;
+    return len;
+}
+
+size_t gcm_fmt_hex(char *buf, size_t len, size_t cap, uintptr_t v) {
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    len = gcm_fmt_str(buf, len, cap, "0x");
+    while (n > 0 && len + 1 < cap) buf[len++] = tmp[--n];
+    buf[len] = 0;
+    return len;
+}
+
+size_t gcm_fmt_dec(char *buf, size_t len, size_t cap, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n > 0 && len + 1 < cap) buf[len++] = tmp[--n];
+    buf[len] = 0;
+    return len;
+}
+
+void gcm_fatal_ptr(const char *fn, const char *problem, const void *p, const char *detail) {
+    char buf[320];
+    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: ");
+    n = gcm_fmt_str(buf, n, sizeof buf, fn);
+    n = gcm_fmt_str(buf, n, sizeof buf, ": ");
+    n = gcm_fmt_str(buf, n, sizeof buf, problem);
+    n = gcm_fmt_str(buf, n, sizeof buf, " ");
+    n = gcm_fmt_hex(buf, n, sizeof buf, (uintptr_t)p);
+    if (detail && *detail) {
+        n = gcm_fmt_str(buf, n, sizeof buf, " ");
+        n = gcm_fmt_str(buf, n, sizeof buf, detail);
+    }
+    n = gcm_fmt_str(buf, n, sizeof buf, "\n");
+    gcm_os_write(2, buf, n);
+    abort();
+}
+
+void gcm_fatal(const char *msg) {
+    char buf[256];
+    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: ");
+    n = gcm_fmt_str(buf, n, sizeof buf, msg);
+    n = gcm_fmt_str(buf, n, sizeof buf, "\n");
+    gcm_os_write(2, buf, n);
+    abort();
+}
+
+uint64_t gcm_os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

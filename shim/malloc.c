@@ -1,0 +1,200 @@
+/*
+ * malloc.c - the exported malloc family, with glibc 2.36's semantics.
+ *
+ * Every function a program or library might use to get or give back heap
+ * memory is here, including the __libc_ names, so that no call ever reaches
+ * glibc's own heap (a block from one allocator freed by another is a crash).
+ * Rules worth knowing (see docs/api.md):
+ *  - every block is 16-byte aligned, malloc(0) gives a unique block;
+ *  - an impossible request returns NULL with errno ENOMEM;
+ *  - realloc(p, 0) frees p and returns NULL; a shrink returns p;
+ *  - free keeps errno; a bad free prints one line and aborts.
+ */
+#include "shim.h"
+#include "alloc/stats.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SYS_PAGE 4096 /* valloc/pvalloc use the system page, as glibc does */
+
+static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
+    mcache *c = gcm_thread_cache();
+    if (!c && !gcm_heap_ready()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gcm_alloc(c, n, noscan);
+}
+
+GCM_EXPORT void *malloc(size_t n) {
+    void *p = gcm_alloc_fast(gcm_tls_mcache, n);
+    if (GCM_LIKELY(p != NULL)) return p;
+    return malloc_slow(n, false);
+}
+
+GCM_EXPORT void free(void *p) {
+    if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, "free()");
+}
+
+GCM_EXPORT void *calloc(size_t n, size_t size) {
+    mcache *c = gcm_thread_cache();
+    if (!c && !gcm_heap_ready()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gcm_alloc_zeroed(c, n, size);
+}
+
+GCM_EXPORT void *realloc(void *p, size_t n) {
+    if (p == NULL) return malloc(n);
+    if (n == 0) {
+        gcm_dealloc(p, "realloc()");
+        return NULL;
+    }
+    return gcm_realloc_obj(gcm_thread_cache(), p, n, "realloc()");
+}
+
+GCM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, total);
+}
+
+static void *aligned(size_t align, size_t n) {
+    mcache *c = gcm_thread_cache();
+    if (!c && !gcm_heap_ready()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gcm_alloc_aligned(c, n, align);
+}
+
+/* memalign's rounding: a non-power-of-two alignment is rounded up. */
+static void *memalign_impl(size_t align, size_t n) {
+    if (align <= GCM_MIN_ALIGN) return malloc(n);
+    if (!gcm_is_pow2(align)) {
+        if (align > ((size_t)1 << 62)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        align = (size_t)1 << (64 - __builtin_clzll(align));
+    }
+    return aligned(align, n);
+}
+
+GCM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+    if (align == 0 || align % sizeof(void *) != 0 || !gcm_is_pow2(align / sizeof(void *))) return EINVAL;
+    int saved = errno;
+    void *p = align <= GCM_MIN_ALIGN ? malloc(n) : aligned(align, n);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+GCM_EXPORT void *memalign(size_t align, size_t n) { return memalign_impl(align, n); }
+GCM_EXPORT void *aligned_alloc(size_t align, size_t n) { return memalign_impl(align, n); }
+GCM_EXPORT void *valloc(size_t n) { return aligned(SYS_PAGE, n); }
+
+GCM_EXPORT void *pvalloc(size_t n) {
+    if (n > SIZE_MAX - SYS_PAGE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = n ? gcm_align_up(n, SYS_PAGE) : SYS_PAGE;
+    return aligned(SYS_PAGE, rounded);
+}
+
+GCM_EXPORT size_t malloc_usable_size(void *p) { return p ? gcm_usable(p, "malloc_usable_size()") : 0; }
+
+GCM_EXPORT void free_sized(void *p, size_t size) { free(p); }
+GCM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { free(p); }
+GCM_EXPORT void cfree(void *p) { free(p); }
+
+/* The names glibc's internals and tracers (valgrind, libc_malloc_debug) use. */
+GCM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
+GCM_EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+GCM_EXPORT void *__libc_calloc(size_t n, size_t s) __attribute__((alias("calloc"), copy(calloc)));
+GCM_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
+GCM_EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign"), copy(memalign)));
+GCM_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc"), copy(valloc)));
+GCM_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pvalloc)));
+
+/* ---- glibc's malloc extras, answered with gcmalloc's own figures ---- */
+
+GCM_EXPORT int mallopt(int param, int value) { return 1; /* accepted; gcmalloc tunes itself */ }
+
+GCM_EXPORT int malloc_trim(size_t pad) { return gcm_trim(gcm_tls_mcache) ? 1 : 0; }
+
+GCM_EXPORT struct mallinfo2 mallinfo2(void) {
+    struct gcm_stats st;
+    gcm_stats_read(&st, NULL);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.mapped_bytes;             /* bytes held from the OS */
+    mi.ordblks = st.allocated_objects;      /* objects in use */
+    mi.hblkhd = st.large_bytes;             /* in large (own-span) objects */
+    mi.hblks = 0;
+    mi.uordblks = st.allocated_bytes;       /* in use */
+    mi.fordblks = st.mapped_bytes > st.allocated_bytes ? st.mapped_bytes - st.allocated_bytes : 0;
+    mi.keepcost = st.released_bytes;        /* released to the OS, reusable */
+    mi.usmblks = st.peak_mapped_bytes;
+    return mi;
+}
+
+GCM_EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+#define CLAMP(x) ((x) > (size_t)0x7fffffff ? 0x7fffffff : (int)(x))
+    mi.arena = CLAMP(m2.arena);
+    mi.ordblks = CLAMP(m2.ordblks);
+    mi.smblks = CLAMP(m2.smblks);
+    mi.hblks = CLAMP(m2.hblks);
+    mi.hblkhd = CLAMP(m2.hblkhd);
+    mi.usmblks = CLAMP(m2.usmblks);
+    mi.fsmblks = CLAMP(m2.fsmblks);
+    mi.uordblks = CLAMP(m2.uordblks);
+    mi.fordblks = CLAMP(m2.fordblks);
+    mi.keepcost = CLAMP(m2.keepcost);
+#undef CLAMP
+    return mi;
+}
+
+GCM_EXPORT void malloc_stats(void) { gcm_stats_print(2); }
+
+GCM_EXPORT int malloc_info(int options, FILE *f) {
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct gcm_stats st;
+    gcm_stats_read(&st, NULL);
+    fprintf(f,
+            "<malloc version=\"gcmalloc-1\">\n"
+            "<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%zu\"/>\n"
+            "<total type=\"allocated\" count=\"%zu\" size=\"%zu\"/>\n"
+            "<total type=\"large\" size=\"%zu\"/>\n"
+            "<total type=\"released\" size=\"%zu\"/>\n"
+            "</malloc>\n",
+            st.mapped_bytes, st.peak_mapped_bytes, st.allocated_objects, st.allocated_bytes, st.large_bytes,
+            st.released_bytes);
+    return 0;
+}
+
+/* ---- gcmalloc's own names (include/gcmalloc.h) ---- */
+
+GCM_EXPORT void *gcm_malloc(size_t n) { return malloc(n); }
+GCM_EXPORT void *gcm_calloc(size_t n, size_t size) { return calloc(n, size); }
+GCM_EXPORT void *gcm_realloc(void *p, size_t n) { return realloc(p, n); }
+GCM_EXPORT void gcm_free(void *p) { free(p); }
+GCM_EXPORT size_t gcm_usable_size(const void *p) { return p ? gcm_usable(p, "gcm_usable_size()") : 0; }
+GCM_EXPORT void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
+GCM_EXPORT void gcm_get_stats(struct gcm_stats *out) { gcm_stats_read(out, NULL); }
+GCM_EXPORT void gcm_print_stats(int fd) { gcm_stats_print(fd); }

@@ -1,0 +1,86 @@
+/*
+ * thread.c - process start-up and the life of a thread's mcache.
+ *
+ * Start-up happens inside the first malloc of the process, which may come
+ * from ld.so, from libc before its constructors, or from any thread. It is
+ * split in two so that it never recurses into itself:
+ *  1. the heap (mheap, page allocator): pure system calls, no malloc;
+ *  2. everything that calls into libc and may itself allocate (the thread-exit
+ *     key, fork handlers, options): done after the calling thread already
+ *     has its mcache, so an allocation from inside libc takes the normal path.
+ * Other threads that arrive meanwhile wait for step 1 and 2 to finish.
+ *
+ * Thread exit: a pthread key destructor gives the thread's spans back to their
+ * mcentrals. Key destructors of other libraries, and glibc's own teardown,
+ * may still call malloc and free after that: such a thread stays on the empty
+ * mcache (frees take the remote path) and allocates from the orphan mcache,
+ * so nothing is re-created that would leak.
+ */
+#include "shim.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
+#include "alloc/stats.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+enum { INIT_NONE, INIT_HEAP_RUNNING, INIT_HEAP_DONE, INIT_PROCESS_RUNNING, INIT_DONE };
+static int init_state;
+static pthread_key_t exit_key;
+
+static void wait_for(int state) {
+    while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) < state) sched_yield();
+}
+
+static void thread_exit(void *arg) {
+    mcache *c = arg;
+    gcm_tls_mcache = &gcm_empty_mcache;
+    gcm_tls_state = GCM_THREAD_EXITED;
+    gcm_mcache_destroy(c);
+}
+
+/* Step 1. False when the OS refuses the heap's address space. */
+static bool heap_init(void) {
+    int s = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);
+    if (s >= INIT_HEAP_DONE) return true;
+    int expect = INIT_NONE;
+    if (__atomic_compare_exchange_n(&init_state, &expect, INIT_HEAP_RUNNING, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        bool ok = gcm_mheap_init();
+        __atomic_store_n(&init_state, ok ? INIT_HEAP_DONE : INIT_NONE, __ATOMIC_RELEASE);
+        return ok;
+    }
+    wait_for(INIT_HEAP_DONE);
+    return true;
+}
+
+/* Step 2; the caller has its mcache. */
+static void process_init(void) {
+    int expect = INIT_HEAP_DONE;
+    if (!__atomic_compare_exchange_n(&init_state, &expect, INIT_PROCESS_RUNNING, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        wait_for(INIT_DONE);
+        return;
+    }
+    gcm_options_init();
+    pthread_key_create(&exit_key, thread_exit);
+    gcm_fork_init();
+    __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
+}
+
+mcache *gcm_thread_attach(void) {
+    if (gcm_tls_state == GCM_THREAD_EXITED) return NULL;
+    if (!heap_init()) return NULL;
+    mcache *c = gcm_mcache_create();
+    if (!c) return NULL;
+    gcm_tls_mcache = c;
+    gcm_tls_state = GCM_THREAD_ATTACHED;
+    process_init();
+    pthread_setspecific(exit_key, c);
+    return c;
+}
+
+__attribute__((destructor)) static void report_at_exit(void) {
+    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE && gcm_option(GCM_OPT_STATS))
+        gcm_stats_print(2);
+}
