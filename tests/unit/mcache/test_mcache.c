@@ -1,0 +1,137 @@
+/* mcache and mcentral under 8 threads: every object handed out once, remote
+ * frees merged, spans filed on the right list, thread exit returns spans. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/mcache.h"
+#include "alloc/mheap.h"
+#include "alloc/sizeclass.h"
+#include "alloc/stats.h"
+#include "include/gcmalloc.h"
+
+#define THREADS 8
+#define LIVE 512
+#define ROUNDS 60000
+
+/* A mailbox per thread: others drop objects in, the owner frees them. */
+static struct box {
+    pthread_mutex_t m;
+    void *items[4096];
+    int n;
+} boxes[THREADS];
+
+static void check(void *p, size_t size) {
+    uintptr_t *w = p;
+    cr_assert_eq(w[0], (uintptr_t)p ^ 0x5a5a5a5a, "object %p was handed out twice or overwritten", p);
+    cr_assert_eq(w[1], size);
+}
+
+static void *worker(void *arg) {
+    long id = (long)arg;
+    unsigned r = (unsigned)id * 2654435761u + 1;
+    void *live[LIVE] = { 0 };
+    size_t sizes[LIVE];
+    for (int i = 0; i < ROUNDS; i++) {
+        r = r * 1103515245u + 12345u;
+        int k = (r >> 8) % LIVE;
+        if (live[k]) {
+            check(live[k], sizes[k]);
+            int to = (r >> 20) % THREADS;
+            struct box *b = &boxes[to];
+            pthread_mutex_lock(&b->m);
+            if (to != id && b->n < 4096) {
+                b->items[b->n++] = live[k]; /* someone else frees it */
+                live[k] = NULL;
+            }
+            pthread_mutex_unlock(&b->m);
+            if (live[k]) free(live[k]);
+        }
+        size_t size = 16 + (r >> 4) % 4000;
+        live[k] = malloc(size);
+        sizes[k] = size;
+        ((uintptr_t *)live[k])[0] = (uintptr_t)live[k] ^ 0x5a5a5a5a;
+        ((uintptr_t *)live[k])[1] = size;
+        if ((i & 255) == 0) {
+            struct box *b = &boxes[id];
+            pthread_mutex_lock(&b->m);
+            for (int j = 0; j < b->n; j++) {
+                ((uintptr_t *)b->items[j])[0] = 0;
+                free(b->items[j]);
+            }
+            b->n = 0;
+            pthread_mutex_unlock(&b->m);
+        }
+    }
+    for (int k = 0; k < LIVE; k++)
+        if (live[k]) free(live[k]);
+    return NULL;
+}
+
+static void check_lists(void) {
+    for (unsigned i = 2; i < GCM_NUM_SPAN_CLASSES; i++) {
+        mcentral *c = &gcm_heap.central[i];
+        gcm_lock_acquire(&c->lock);
+        size_t n = 0;
+        for (mspan *s = c->partial.first; s; s = s->next, n++) {
+            cr_assert_null(s->owner);
+            cr_assert_eq(s->list, SPAN_LIST_PARTIAL);
+            cr_assert(s->allocCount > 0 && s->allocCount < s->nelems, "class %u partial span with %u/%u", i,
+                      s->allocCount, s->nelems);
+        }
+        cr_assert_eq(n, c->partial.n);
+        n = 0;
+        for (mspan *s = c->full.first; s; s = s->next, n++) {
+            cr_assert_null(s->owner);
+            cr_assert_eq(s->list, SPAN_LIST_FULL);
+        }
+        cr_assert_eq(n, c->full.n);
+        gcm_lock_release(&c->lock);
+    }
+}
+
+Test(mcache, eight_threads_cross_frees) {
+    struct gcm_stats before, after;
+    for (int i = 0; i < THREADS; i++) pthread_mutex_init(&boxes[i].m, NULL);
+    gcm_get_stats(&before);
+    pthread_t th[THREADS];
+    for (long i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, worker, (void *)i);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++) {
+        for (int j = 0; j < boxes[i].n; j++) free(boxes[i].items[j]);
+        boxes[i].n = 0;
+    }
+    gcm_get_stats(&after);
+    /* The workers are gone: their spans went back to the mcentrals, and no
+     * object of theirs is still counted. The main thread's own mcache may hold
+     * a few objects of Criterion's. */
+    cr_assert_leq(after.allocated_objects, before.allocated_objects + 64, "before %zu after %zu",
+                  before.allocated_objects, after.allocated_objects);
+    check_lists();
+}
+
+static void *attach_only(void *arg) {
+    void *p = malloc(100);
+    *(mcache **)arg = gcm_tls_mcache;
+    free(p);
+    return NULL;
+}
+
+Test(mcache, thread_exit_releases_the_mcache) {
+    mcache *c = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, attach_only, &c);
+    pthread_join(t, NULL);
+    cr_assert_not_null(c);
+    gcm_lock_acquire(&gcm_heap.lock);
+    bool found = false;
+    for (mcache *m = gcm_heap.allcaches; m; m = m->next) found |= m == c;
+    gcm_lock_release(&gcm_heap.lock);
+    cr_assert_not(found, "an exited thread's mcache is still registered");
+}
+
+Test(mcache, fresh_thread_starts_on_the_empty_mcache) {
+    cr_assert_eq(gcm_empty_mcache.alloc[7], &gcm_empty_span);
+    cr_assert_null(mspan_alloc_fast(&gcm_empty_span));
+}

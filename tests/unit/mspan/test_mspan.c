@@ -1,0 +1,132 @@
+/* mspan: bitmap, allocCache and remote-free operations on real spans. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "alloc/mheap.h"
+#include "alloc/mspan.h"
+#include "alloc/sizeclass.h"
+
+static void setup(void) {
+    free(malloc(1)); /* the heap exists */
+}
+
+/* Take every object of a fresh span through its allocCache. */
+static size_t drain(mspan *s, void **out) {
+    size_t n = 0;
+    for (;;) {
+        void *p = mspan_alloc_fast(s);
+        if (!p) {
+            if (!mspan_refill_cache(s)) break;
+            continue;
+        }
+        out[n++] = p;
+    }
+    return n;
+}
+
+Test(mspan, fresh_span_hands_out_every_object_once_in_order, .init = setup) {
+    for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
+        mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, c == 1));
+        cr_assert_not_null(s);
+        void **objs = malloc(sizeof(void *) * gcm_class_nelems[c]);
+        size_t n = drain(s, objs);
+        cr_assert_eq(n, gcm_class_nelems[c], "class %u: %zu of %u objects", c, n, gcm_class_nelems[c]);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq((uintptr_t)objs[i], s->base + i * gcm_class_size[c], "class %u object %zu", c, i);
+        cr_assert_eq(s->allocCount, s->nelems);
+        cr_assert_not(mspan_refill_cache(s), "a full span refills");
+        for (size_t i = 0; i < n; i++) mspan_free_local(s, i, "test");
+        cr_assert_eq(s->allocCount, 0);
+        free(objs);
+        gcm_mheap_free_span(s);
+    }
+}
+
+Test(mspan, object_index_is_exact_for_every_byte, .init = setup) {
+    for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
+        mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+        size_t bytes = s->npages * GCM_PAGE_SIZE;
+        for (size_t off = 0; off < bytes; off += 7)
+            cr_assert_eq(mspan_obj_index(s, s->base + off), off / s->elemsize, "class %u off %zu", c, off);
+        gcm_mheap_free_span(s);
+    }
+}
+
+Test(mspan, freed_slots_are_reused_and_cache_tracks_bits, .init = setup) {
+    unsigned c = gcm_size_class(64);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    void *objs[128];
+    size_t n = drain(s, objs);
+    cr_assert_eq(n, 128);
+    /* Free objects 3 (first word) and 70 (second word): both come back. */
+    mspan_free_local(s, 3, "test");
+    mspan_free_local(s, 70, "test");
+    cr_assert_eq(s->allocCount, 126);
+    void *a = mspan_alloc_fast(s);
+    if (!a) { cr_assert(mspan_refill_cache(s)); a = mspan_alloc_fast(s); }
+    void *b = mspan_alloc_fast(s);
+    if (!b) { cr_assert(mspan_refill_cache(s)); b = mspan_alloc_fast(s); }
+    cr_assert(a == objs[3] || a == objs[70]);
+    cr_assert(b == objs[3] || b == objs[70]);
+    cr_assert_neq(a, b);
+    /* The invariant of mspan.h: the cache is the inverted cached word. */
+    cr_assert_eq(s->allocCache, ~*s->cacheWord);
+    for (size_t i = 0; i < 128; i++) mspan_free_local(s, i, "test");
+    gcm_mheap_free_span(s);
+}
+
+Test(mspan, padding_bits_past_nelems_read_as_allocated, .init = setup) {
+    unsigned c = gcm_size_class(48); /* 170 objects: 3 words, 22 used bits in the last */
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert_eq(s->nelems, 170);
+    cr_assert_eq(s->nwords, 3);
+    cr_assert_eq(s->allocBits[2], ~(uint64_t)0 << (170 - 128));
+    gcm_mheap_free_span(s);
+}
+
+Test(mspan, remote_frees_announce_once_and_merge, .init = setup) {
+    unsigned c = gcm_size_class(128);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    void *objs[64];
+    cr_assert_eq(drain(s, objs), 64);
+    /* Owned: pushes never announce. */
+    cr_assert_not(mspan_free_remote(s, objs[1], "test"));
+    cr_assert_not(mspan_free_remote(s, objs[2], "test"));
+    /* Unowned and waiting for news: only the first push announces. */
+    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
+    cr_assert(mspan_free_remote(s, objs[5], "test"));
+    cr_assert_not(mspan_free_remote(s, objs[6], "test"));
+    cr_assert_eq(s->xfree & XFREE_STATE, XFREE_NOTIFIED);
+    cr_assert_eq(s->allocCount, 64, "remote frees wait to be merged");
+    mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
+    uintptr_t y = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
+    mspan_merge_remote(s, y & ~(uintptr_t)XFREE_STATE);
+    cr_assert_eq(s->allocCount, 60);
+    cr_assert_not(mspan_is_allocated(s, 1));
+    cr_assert_not(mspan_is_allocated(s, 6));
+    cr_assert(mspan_is_allocated(s, 3));
+    for (size_t i = 0; i < 64; i++)
+        if (mspan_is_allocated(s, i)) mspan_free_local(s, i, "test");
+    cr_assert_eq(s->allocCount, 0);
+    gcm_mheap_free_span(s);
+}
+
+Test(mspan, double_free_is_caught_by_the_bitmap, .init = setup, .signal = SIGABRT) {
+    unsigned c = gcm_size_class(32);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert_not_null(mspan_alloc_fast(s));
+    mspan_free_local(s, 0, "test");
+    mspan_free_local(s, 0, "test");
+}
+
+Test(mspan, large_span_is_one_object, .init = setup) {
+    mspan *s = gcm_mheap_alloc_large(100000, 0, false);
+    cr_assert_eq(s->nelems, 1);
+    cr_assert_eq(s->npages, (100000 + GCM_PAGE_SIZE - 1) / GCM_PAGE_SIZE);
+    cr_assert_eq(s->elemsize, s->npages * GCM_PAGE_SIZE);
+    cr_assert(mspan_is_allocated(s, 0));
+    cr_assert_eq(mspan_obj_index(s, s->base + 99999), 0);
+    cr_assert_eq(gcm_span_of(s->base + 99999), s);
+    gcm_mheap_free_span(s);
+}
