@@ -20,6 +20,10 @@
 
 #define SYS_PAGE 4096 /* valloc/pvalloc use the system page, as glibc does */
 
+/* The implementations. Exported functions call these, never each other:
+ * a call from one exported function to another would go through the PLT and
+ * could reach another allocator's function when gcmalloc is dlopen'ed. */
+
 static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     mcache *c = gcm_thread_cache();
     if (!c && !gcm_heap_ready()) {
@@ -29,33 +33,62 @@ static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     return gcm_alloc(c, n, noscan);
 }
 
-GCM_EXPORT void *malloc(size_t n) {
+GCM_INLINE void *do_malloc(size_t n) {
     void *p = gcm_alloc_fast(gcm_tls_mcache, n);
     if (GCM_LIKELY(p != NULL)) return p;
     return malloc_slow(n, false);
 }
 
-GCM_EXPORT void free(void *p) {
-    if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, "free()");
+GCM_INLINE void do_free(void *p, const char *fn) {
+    if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, fn);
 }
 
-GCM_EXPORT void *calloc(size_t n, size_t size) {
-    mcache *c = gcm_thread_cache();
-    if (!c && !gcm_heap_ready()) {
+/* The calling thread's mcache for a slow-path call; false: no heap at all. */
+static bool cache_for_call(mcache **c) {
+    *c = gcm_thread_cache();
+    if (!*c && !gcm_heap_ready()) {
         errno = ENOMEM;
-        return NULL;
+        return false;
     }
-    return gcm_alloc_zeroed(c, n, size);
+    return true;
 }
 
-GCM_EXPORT void *realloc(void *p, size_t n) {
-    if (p == NULL) return malloc(n);
+static void *do_calloc(size_t n, size_t size) {
+    mcache *c;
+    return cache_for_call(&c) ? gcm_alloc_zeroed(c, n, size) : NULL;
+}
+
+static void *do_realloc(void *p, size_t n, const char *fn) {
+    if (p == NULL) return do_malloc(n);
     if (n == 0) {
-        gcm_dealloc(p, "realloc()");
+        gcm_dealloc(p, fn);
         return NULL;
     }
-    return gcm_realloc_obj(gcm_thread_cache(), p, n, "realloc()");
+    return gcm_realloc_obj(gcm_thread_cache(), p, n, fn);
 }
+
+static void *do_aligned(size_t align, size_t n) {
+    if (align <= GCM_MIN_ALIGN) return do_malloc(n);
+    mcache *c;
+    return cache_for_call(&c) ? gcm_alloc_aligned(c, n, align) : NULL;
+}
+
+/* memalign's rounding: a non-power-of-two alignment is rounded up. */
+static void *do_memalign(size_t align, size_t n) {
+    if (!gcm_is_pow2(align) && align > GCM_MIN_ALIGN) {
+        if (align > ((size_t)1 << 62)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        align = (size_t)1 << (64 - __builtin_clzll(align));
+    }
+    return do_aligned(align, n);
+}
+
+GCM_EXPORT void *malloc(size_t n) { return do_malloc(n); }
+GCM_EXPORT void free(void *p) { do_free(p, "free()"); }
+GCM_EXPORT void *calloc(size_t n, size_t size) { return do_calloc(n, size); }
+GCM_EXPORT void *realloc(void *p, size_t n) { return do_realloc(p, n, "realloc()"); }
 
 GCM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
     size_t total;
@@ -63,59 +96,36 @@ GCM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, total);
-}
-
-static void *aligned(size_t align, size_t n) {
-    mcache *c = gcm_thread_cache();
-    if (!c && !gcm_heap_ready()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return gcm_alloc_aligned(c, n, align);
-}
-
-/* memalign's rounding: a non-power-of-two alignment is rounded up. */
-static void *memalign_impl(size_t align, size_t n) {
-    if (align <= GCM_MIN_ALIGN) return malloc(n);
-    if (!gcm_is_pow2(align)) {
-        if (align > ((size_t)1 << 62)) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        align = (size_t)1 << (64 - __builtin_clzll(align));
-    }
-    return aligned(align, n);
+    return do_realloc(p, total, "reallocarray()");
 }
 
 GCM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
     if (align == 0 || align % sizeof(void *) != 0 || !gcm_is_pow2(align / sizeof(void *))) return EINVAL;
     int saved = errno;
-    void *p = align <= GCM_MIN_ALIGN ? malloc(n) : aligned(align, n);
+    void *p = do_aligned(align, n);
     errno = saved;
     if (!p) return ENOMEM;
     *out = p;
     return 0;
 }
 
-GCM_EXPORT void *memalign(size_t align, size_t n) { return memalign_impl(align, n); }
-GCM_EXPORT void *aligned_alloc(size_t align, size_t n) { return memalign_impl(align, n); }
-GCM_EXPORT void *valloc(size_t n) { return aligned(SYS_PAGE, n); }
+GCM_EXPORT void *memalign(size_t align, size_t n) { return do_memalign(align, n); }
+GCM_EXPORT void *aligned_alloc(size_t align, size_t n) { return do_memalign(align, n); }
+GCM_EXPORT void *valloc(size_t n) { return do_aligned(SYS_PAGE, n); }
 
 GCM_EXPORT void *pvalloc(size_t n) {
     if (n > SIZE_MAX - SYS_PAGE) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t rounded = n ? gcm_align_up(n, SYS_PAGE) : SYS_PAGE;
-    return aligned(SYS_PAGE, rounded);
+    return do_aligned(SYS_PAGE, n ? gcm_align_up(n, SYS_PAGE) : SYS_PAGE);
 }
 
 GCM_EXPORT size_t malloc_usable_size(void *p) { return p ? gcm_usable(p, "malloc_usable_size()") : 0; }
 
-GCM_EXPORT void free_sized(void *p, size_t size) { free(p); }
-GCM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { free(p); }
-GCM_EXPORT void cfree(void *p) { free(p); }
+GCM_EXPORT void free_sized(void *p, size_t size) { do_free(p, "free_sized()"); }
+GCM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { do_free(p, "free_aligned_sized()"); }
+GCM_EXPORT void cfree(void *p) { do_free(p, "cfree()"); }
 
 /* The names glibc's internals and tracers (valgrind, libc_malloc_debug) use. */
 GCM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
@@ -190,10 +200,10 @@ GCM_EXPORT int malloc_info(int options, FILE *f) {
 
 /* ---- gcmalloc's own names (include/gcmalloc.h) ---- */
 
-GCM_EXPORT void *gcm_malloc(size_t n) { return malloc(n); }
-GCM_EXPORT void *gcm_calloc(size_t n, size_t size) { return calloc(n, size); }
-GCM_EXPORT void *gcm_realloc(void *p, size_t n) { return realloc(p, n); }
-GCM_EXPORT void gcm_free(void *p) { free(p); }
+GCM_EXPORT void *gcm_malloc(size_t n) { return do_malloc(n); }
+GCM_EXPORT void *gcm_calloc(size_t n, size_t size) { return do_calloc(n, size); }
+GCM_EXPORT void *gcm_realloc(void *p, size_t n) { return do_realloc(p, n, "gcm_realloc()"); }
+GCM_EXPORT void gcm_free(void *p) { do_free(p, "gcm_free()"); }
 GCM_EXPORT size_t gcm_usable_size(const void *p) { return p ? gcm_usable(p, "gcm_usable_size()") : 0; }
 GCM_EXPORT void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
 GCM_EXPORT void gcm_get_stats(struct gcm_stats *out) { gcm_stats_read(out, NULL); }
