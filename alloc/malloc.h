@@ -39,15 +39,16 @@ __attribute__((noreturn, cold)) void gcm_report_bad(const char *fn, const void *
 __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const void *p, const struct mspan *s);
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
 
-/* The span of object p, which must be the start of a live object; reports
- * and aborts otherwise. *idx = the object's index in the span. */
+/* The span of object p, which must be the start of an object; reports and
+ * aborts otherwise (a large span's interior is checked by the callers that
+ * reach large spans: p == s->base). *idx = the object's index in the span. */
 GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
     uintptr_t a = (uintptr_t)p;
     mspan *s = gcm_span_of(a);
     if (GCM_UNLIKELY(s == NULL)) gcm_report_bad(fn, p);
-    size_t i = mspan_obj_index(s, a);
-    if (GCM_UNLIKELY(s->base + i * s->elemsize != a)) gcm_report_interior(fn, p, s);
-    *idx = i;
+    bool exact;
+    *idx = mspan_obj_index_exact(s, a, &exact);
+    if (GCM_UNLIKELY(!exact)) gcm_report_interior(fn, p, s);
     return s;
 }
 
@@ -55,8 +56,10 @@ GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
 GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
     size_t idx;
     mspan *s = gcm_lookup(p, &idx, fn);
-    if (GCM_LIKELY(GCM_LOAD(&s->owner) == gcm_tls_mcache)) {
+    mcache *c = gcm_tls_mcache;
+    if (GCM_LIKELY(GCM_LOAD(&s->owner) == c)) {
         mspan_free_local(s, idx, fn);
+        *s->hasfree |= s->slotbit; /* a retired span: tell the refill */
         return;
     }
     gcm_dealloc_slow(s, p, fn);
@@ -66,7 +69,8 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
 GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
     size_t idx;
     mspan *s = gcm_lookup(p, &idx, fn);
-    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx))) gcm_fatal_ptr(fn, "invalid pointer", p, "(the object is not allocated)");
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx) || (s->spanclass <= 1 && (uintptr_t)p != s->base)))
+        gcm_fatal_ptr(fn, "invalid pointer", p, "(not the start of an allocated object)");
     return s->elemsize;
 }
 

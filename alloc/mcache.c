@@ -34,12 +34,39 @@ mcache *gcm_mcache_create(void) {
     return c;
 }
 
+/* s becomes current: frees into it need tell nobody. */
+static void make_current(mcache *c, unsigned spc, mspan *s) {
+    s->slotbit = 0;
+    s->hasfree = &gcm_hasfree_sink;
+    c->alloc[spc] = s;
+}
+
+static void make_retired(mcache *c, unsigned spc, unsigned k, mspan *s) {
+    c->retired[spc][k] = s;
+    s->slotbit = (uint16_t)(1u << k);
+    s->hasfree = &c->hasfree[spc];
+}
+
+static void give_back(unsigned spc, mspan *s) {
+    s->slotbit = 0;
+    s->hasfree = &gcm_hasfree_sink;
+    mcentral_uncache_span(&gcm_heap.central[spc], s);
+}
+
 void gcm_mcache_flush(mcache *c) {
     for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) {
         mspan *s = c->alloc[i];
-        if (s == &gcm_empty_span) continue;
-        c->alloc[i] = &gcm_empty_span;
-        mcentral_uncache_span(&gcm_heap.central[i], s);
+        if (s != &gcm_empty_span) {
+            c->alloc[i] = &gcm_empty_span;
+            give_back(i, s);
+        }
+        for (unsigned k = 0; k < MCACHE_RETIRED; k++) {
+            if ((s = c->retired[i][k]) == NULL) continue;
+            c->retired[i][k] = NULL;
+            give_back(i, s);
+        }
+        c->hasfree[i] = 0;
+        c->evict[i] = 0;
     }
 }
 
@@ -54,20 +81,54 @@ void gcm_mcache_destroy(mcache *c) {
     gcm_lock_release(&h->lock);
 }
 
+/* Make retired slot k's span current; the used-up current span (if any)
+ * takes its slot. */
+static void *swap_in(mcache *c, unsigned spc, unsigned k) {
+    mspan *t = c->retired[spc][k], *s = c->alloc[spc];
+    if (s != &gcm_empty_span) make_retired(c, spc, k, s);
+    else c->retired[spc][k] = NULL;
+    make_current(c, spc, t);
+    return mspan_alloc_fast(t);
+}
+
+/* Retire the used-up current span s into a slot, giving back the oldest
+ * retired span when every slot is taken. */
+static void retire(mcache *c, unsigned spc, mspan *s) {
+    unsigned k = 0;
+    while (k < MCACHE_RETIRED && c->retired[spc][k]) k++;
+    if (k == MCACHE_RETIRED) {
+        k = c->evict[spc];
+        c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
+        give_back(spc, c->retired[spc][k]);
+    }
+    make_retired(c, spc, k, s);
+    c->hasfree[spc] &= (uint16_t)~(1u << k);
+}
+
 void *gcm_mcache_refill(mcache *c, unsigned spc) {
     mspan *s = c->alloc[spc];
-    if (s != &gcm_empty_span) {
-        if (mspan_refill_cache(s)) return mspan_alloc_fast(s);
-        c->alloc[spc] = &gcm_empty_span;
-        mcentral_uncache_span(&gcm_heap.central[spc], s);
+    if (s != &gcm_empty_span && mspan_refill_cache(s)) return mspan_alloc_fast(s);
+    /* A retired span the thread freed into. */
+    for (unsigned m; (m = c->hasfree[spc]) != 0;) {
+        unsigned k = (unsigned)__builtin_ctz(m);
+        c->hasfree[spc] = (uint16_t)(m & (m - 1));
+        mspan *t = c->retired[spc][k];
+        if (t && mspan_refill_cache(t)) return swap_in(c, spc, k);
     }
-    s = mcentral_cache_span(&gcm_heap.central[spc], c);
-    if (!s) {
+    /* A retired span other threads freed into. */
+    for (unsigned k = 0; k < MCACHE_RETIRED; k++) {
+        mspan *t = c->retired[spc][k];
+        if (t && (GCM_LOAD(&t->xfree) & ~(uintptr_t)XFREE_STATE) && mspan_refill_cache(t))
+            return swap_in(c, spc, k);
+    }
+    mspan *t = mcentral_cache_span(&gcm_heap.central[spc], c);
+    if (!t) {
         errno = ENOMEM;
         return NULL;
     }
-    c->alloc[spc] = s;
-    return mspan_alloc_fast(s);
+    if (s != &gcm_empty_span) retire(c, spc, s);
+    make_current(c, spc, t);
+    return mspan_alloc_fast(t);
 }
 
 void *gcm_mcache_orphan_alloc(unsigned spc) {

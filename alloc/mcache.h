@@ -3,9 +3,15 @@
  *
  * A thread allocates small objects from the spans its mcache holds without
  * any lock or atomic read-modify-write (mspan_alloc_fast), and frees into
- * them the same way. When a span's cache runs dry the mcache first looks for
- * freed objects inside it (mspan_refill_cache); only when the span is full
- * does it trade it at the mcentral for one with free objects.
+ * them the same way. Per span class the mcache holds the current span and up
+ * to MCACHE_RETIRED retired ones: spans it used up and still owns, so that the
+ * thread's own frees into them stay local (a ring or stack of live objects
+ * spans several spans). When the current span's cache runs dry the refill
+ * looks, in order, for free objects inside the current span, in a retired
+ * span that had local frees (hasfree: one bit per retired slot, set by free),
+ * in a retired span with remote frees, and only then trades at the mcentral,
+ * retiring the full span (and returning the oldest retired one when all slots
+ * are taken).
  *
  * gcm_tls_mcache is the thread's mcache. It starts as &gcm_empty_mcache,
  * whose every slot is gcm_empty_span (which never has a free object), so the
@@ -22,9 +28,15 @@
 
 #include "mspan.h"
 
+#define MCACHE_RETIRED 16
+
 typedef struct mcache {
-    mspan *alloc[GCM_NUM_SPAN_CLASSES]; /* owner thread only */
-    struct mcache *next, *prev;         /* mheap.allcaches; mheap.lock */
+    /* Owner thread only. */
+    mspan *alloc[GCM_NUM_SPAN_CLASSES];    /* current span per span class */
+    uint16_t hasfree[GCM_NUM_SPAN_CLASSES]; /* retired slots freed into since last looked at */
+    uint8_t evict[GCM_NUM_SPAN_CLASSES];    /* next retired slot to give back when all are taken */
+    mspan *retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED]; /* owned, used up; NULL = free slot */
+    struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
 } mcache;
 
 enum { GCM_THREAD_NEW = 0, GCM_THREAD_ATTACHED = 1, GCM_THREAD_EXITED = 2 };

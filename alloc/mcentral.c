@@ -89,6 +89,7 @@ mspan *mcentral_cache_span(mcentral *c, mcache *owner) {
 }
 
 void mcentral_uncache_span(mcentral *c, mspan *s) {
+    mspan_release_cache(s);
     gcm_lock_acquire(&c->lock);
     /* Take the remote frees and switch to NOTIFY in one step: from here on a
      * remote free announces the span, and the drain (which needs this lock)

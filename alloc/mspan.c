@@ -8,12 +8,26 @@
 #include <string.h>
 
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
+uint16_t gcm_hasfree_sink; /* where frees into a current span record nothing useful */
 
+/* Load the cache from allocBits[word], reserving its free objects. */
 static void mspan_set_cache(mspan *s, size_t word) {
+    uint64_t *w = &s->allocBits[word];
+    uint64_t free = ~GCM_LOAD(w);
     s->freeindex = (uint16_t)(word * 64);
-    s->cacheWord = &s->allocBits[word];
     s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
-    s->allocCache = ~GCM_LOAD(s->cacheWord);
+    GCM_STORE(&s->cacheWord, w);
+    GCM_STORE(w, ~(uint64_t)0);
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
+    GCM_STORE(&s->allocCache, free);
+}
+
+void mspan_release_cache(mspan *s) {
+    uint64_t c = s->allocCache;
+    if (!c) return;
+    GCM_STORE(&s->allocCache, 0);
+    GCM_STORE(s->cacheWord, GCM_LOAD(s->cacheWord) & ~c);
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - gcm_popcount64(c)));
 }
 
 void mspan_init_small(mspan *s, unsigned spanclass) {
@@ -21,6 +35,7 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     s->spanclass = (uint8_t)spanclass;
     s->elemsize = gcm_class_size[c];
     s->divmul = gcm_class_divmul[c];
+    s->divlimit = s->divmul - 1;
     s->nelems = (uint16_t)gcm_class_nelems[c];
     memset(s->allocBits, 0, s->nwords * sizeof(uint64_t));
     memset(s->gcmarkBits, 0, s->nwords * sizeof(uint64_t));
@@ -28,13 +43,17 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
         s->allocBits[s->nwords - 1] = ~(uint64_t)0 << (s->nelems & 63);
     s->allocCount = 0;
     s->xfree = XFREE_OWNED;
-    mspan_set_cache(s, 0);
+    s->allocCache = 0; /* loaded by the mcache that takes the span */
+    s->cacheWord = &s->allocBits[0];
+    s->freeindex = 0;
+    s->cacheBase = s->base;
 }
 
 void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->spanclass = (uint8_t)spanclass;
     s->elemsize = s->npages << GCM_PAGE_SHIFT;
     s->divmul = 0; /* index is always 0 */
+    s->divlimit = UINT32_MAX;
     s->nelems = 1;
     s->allocBits[0] = ~(uint64_t)0; /* the one object, and padding */
     s->gcmarkBits[0] = 0;
@@ -74,13 +93,13 @@ bool mspan_refill_cache(mspan *s) {
     }
     if (s->allocCache) return true;
     if (s->allocCount >= s->nelems) return false;
-    size_t w = s->freeindex / 64;
-    for (size_t k = 1; k <= s->nwords; k++) {
-        size_t i = (w + k) % s->nwords;
-        if (~GCM_LOAD(&s->allocBits[i])) {
-            mspan_set_cache(s, i);
+    size_t w = s->freeindex / 64, n = s->nwords;
+    for (size_t k = 0; k < n; k++) {
+        if (~GCM_LOAD(&s->allocBits[w])) {
+            mspan_set_cache(s, w);
             return true;
         }
+        if (++w == n) w = 0;
     }
     return false;
 }

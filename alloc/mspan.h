@@ -7,11 +7,19 @@
  *
  * Which objects are allocated is recorded in allocBits (1 = allocated). The
  * bits past nelems in the last word are set too, so "free" is simply a zero
- * bit. allocCache is the inverted allocBits word that the allocator is working
- * through (word freeindex / 64): the next free object is one count-trailing-
- * zeros away, as in Go. Unlike Go's, ours is kept equal to ~allocBits[word] at
- * all times: malloc clears a cache bit and sets the alloc bit, free sets both
- * back, so both stay exact and a double free is a clear bit.
+ * bit. allocCache holds the free objects of one allocBits word (the word at
+ * freeindex / 64), as in Go: the next free object is one count-trailing-zeros
+ * away. Unlike Go's, loading the cache *reserves* its objects: their bits are
+ * set in allocBits and counted in allocCount at that moment, so malloc's fast
+ * path touches allocCache alone. That matters: free writes allocBits and
+ * allocCount, and a malloc that read them would wait for free's whole lookup
+ * chain (arena index, spans[], multiply) before it could start - the
+ * malloc+free pair would run at the latency of that chain. An object freed by
+ * the owner becomes allocatable again when the cache is next loaded, which
+ * starts at the same word (a tight loop reuses at most 64 objects per class).
+ *
+ *   allocated(i) = allocBits[i] && !(i in the cached word && allocCache[i])
+ *   allocCount   = allocated objects + objects reserved in allocCache
  *
  * Frees come two ways:
  *  - by the thread whose mcache holds the span (owner): plain stores, no
@@ -52,6 +60,7 @@ typedef struct mspan {
     size_t npages;
     size_t elemsize;      /* object size; npages * page for large spans */
     uint32_t divmul;      /* (off * divmul) >> 32 == off / elemsize */
+    uint32_t divlimit;    /* off is a multiple of elemsize iff (uint32)(off * divmul) <= divlimit */
     uint16_t nelems;
     uint16_t nwords;      /* words in allocBits and gcmarkBits */
     uint8_t spanclass;
@@ -60,11 +69,13 @@ typedef struct mspan {
     uint8_t needzero;     /* large spans: pages may hold old data */
 
     /* Owner's (see the header comment). */
-    uint64_t allocCache;  /* == ~allocBits[freeindex / 64] */
+    uint64_t allocCache;  /* reserved free objects of allocBits[freeindex / 64] */
     uint64_t *cacheWord;  /* &allocBits[freeindex / 64] */
     uintptr_t cacheBase;  /* address of object freeindex */
     uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
-    uint16_t allocCount;  /* allocated objects; relaxed reads by others */
+    uint16_t allocCount;  /* allocated + reserved objects; relaxed reads by others */
+    uint16_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
+    uint16_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
 
     struct mcache *owner; /* relaxed; changes under mcentral.lock */
     uintptr_t xfree;      /* atomic: remote-free list | XFREE_* */
@@ -79,37 +90,61 @@ typedef struct mspan {
 /* A span with no free objects that belongs to nobody: every slot of an
  * unused mcache points here, so the fast path needs no NULL check. */
 extern mspan gcm_empty_span;
+extern uint16_t gcm_hasfree_sink;
 
 /* Object index of address p inside small span s (no divide). */
 GCM_INLINE size_t mspan_obj_index(const mspan *s, uintptr_t p) {
     return (size_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
 }
 
-/* Fast path: the next free object of s, or NULL when the cached word is used
- * up. Owner only. */
+/* Index of the object at p, and whether p is its first byte, from one
+ * multiply: for an offset that is an exact multiple of elemsize the low 32
+ * bits of off * divmul stay small (<= divlimit), for any other they exceed
+ * it. tests/unit/mspan checks this for every offset of every class. Large
+ * spans (divmul 0) always pass; their callers check p == base. */
+GCM_INLINE size_t mspan_obj_index_exact(const mspan *s, uintptr_t p, bool *exact) {
+    uint64_t m = (uint64_t)(p - s->base) * s->divmul;
+    *exact = (uint32_t)m <= s->divlimit;
+    return (size_t)(m >> 32);
+}
+
+/* Count of set bits without relying on the POPCNT instruction (baseline
+ * x86-64 lacks it, and libgcc's fallback is a call). */
+GCM_INLINE unsigned gcm_popcount64(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Fast path: the next free object of s, or NULL when the cache is used up.
+ * Owner only. Touches nothing that free writes. */
 GCM_INLINE void *mspan_alloc_fast(mspan *s) {
     uint64_t c = s->allocCache;
     if (GCM_UNLIKELY(c == 0)) return NULL;
-    unsigned b = (unsigned)__builtin_ctzll(c);
     s->allocCache = c & (c - 1);
-    uint64_t *w = s->cacheWord;
-    GCM_STORE(w, GCM_LOAD(w) | ((uint64_t)1 << b));
-    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + 1));
-    return (void *)(s->cacheBase + b * s->elemsize);
+    return (void *)(s->cacheBase + (size_t)__builtin_ctzll(c) * s->elemsize);
+}
+
+/* Is object idx reserved in s's cache (free, not yet handed out)? */
+GCM_INLINE bool mspan_in_cache(const mspan *s, const uint64_t *w, uint64_t bit) {
+    return w == GCM_LOAD(&s->cacheWord) && (GCM_LOAD(&s->allocCache) & bit);
 }
 
 /* Free object idx by the span's owner (or with mcentral.lock when unowned). */
 GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) {
     uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t bit = (uint64_t)1 << (idx & 63), v = GCM_LOAD(w);
-    if (GCM_UNLIKELY(!(v & bit))) gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
+    if (GCM_UNLIKELY(!(v & bit) || mspan_in_cache(s, w, bit)))
+        gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
     GCM_STORE(w, v & ~bit);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - 1));
-    if (w == s->cacheWord) s->allocCache |= bit;
 }
 
 GCM_INLINE bool mspan_is_allocated(const mspan *s, size_t idx) {
-    return (GCM_LOAD(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+    const uint64_t *w = &s->allocBits[idx >> 6];
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    return (GCM_LOAD(w) & bit) && !mspan_in_cache(s, w, bit);
 }
 
 /* Set up a fresh small span's bitmaps and cache (mheap, at creation). */
@@ -126,8 +161,10 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn);
  * Same ownership rule as mspan_free_local. */
 void mspan_merge_remote(mspan *s, uintptr_t list);
 
-/* Owner: take remote frees, then move the cache to a word with free objects.
- * False when the span is full. */
+/* Owner: take remote frees, then load the cache from the first word with free
+ * objects, starting at the current one. False when the span is full. */
 bool mspan_refill_cache(mspan *s);
+/* Owner, giving the span up: un-reserve what is left in the cache. */
+void mspan_release_cache(mspan *s);
 
 #endif

@@ -24,7 +24,8 @@ void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per) {
         for (size_t w = 0; w < GCM_ARENA_BITMAP_WORDS; w++) {
             for (uint64_t bits = a->page_in_use[w]; bits; bits &= bits - 1) {
                 mspan *s = a->spans[w * 64 + (size_t)__builtin_ctzll(bits)];
-                size_t objs = GCM_LOAD(&s->allocCount);
+                /* Objects reserved in an owner's cache are free (racy read). */
+                size_t objs = GCM_LOAD(&s->allocCount) - (size_t)gcm_popcount64(GCM_LOAD(&s->allocCache));
                 unsigned c = s->spanclass >> 1;
                 out->allocated_objects += objs;
                 out->allocated_bytes += objs * s->elemsize;

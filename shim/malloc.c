@@ -26,6 +26,8 @@
 
 static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     mcache *c = gcm_thread_cache();
+    if (GCM_LIKELY(c != NULL && n <= GCM_MAX_SMALL && !noscan))
+        return gcm_mcache_refill(c, gcm_size_class(n) << 1);
     if (!c && !gcm_heap_ready()) {
         errno = ENOMEM;
         return NULL;

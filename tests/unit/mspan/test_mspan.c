@@ -47,8 +47,12 @@ Test(mspan, object_index_is_exact_for_every_byte, .init = setup) {
     for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
         mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
         size_t bytes = s->npages * GCM_PAGE_SIZE;
-        for (size_t off = 0; off < bytes; off += 7)
-            cr_assert_eq(mspan_obj_index(s, s->base + off), off / s->elemsize, "class %u off %zu", c, off);
+        for (size_t off = 0; off < bytes; off++) {
+            bool exact;
+            size_t idx = mspan_obj_index_exact(s, s->base + off, &exact);
+            if (idx != off / s->elemsize || exact != (off % s->elemsize == 0))
+                cr_assert_fail("class %u off %zu: index %zu exact %d", c, off, idx, exact);
+        }
         gcm_mheap_free_span(s);
     }
 }
@@ -63,6 +67,9 @@ Test(mspan, freed_slots_are_reused_and_cache_tracks_bits, .init = setup) {
     mspan_free_local(s, 3, "test");
     mspan_free_local(s, 70, "test");
     cr_assert_eq(s->allocCount, 126);
+    cr_assert_null(mspan_alloc_fast(s), "freed objects wait for the next cache load");
+    cr_assert(mspan_refill_cache(s));
+    cr_assert_eq(s->allocCount, 127, "loading the cache reserves its word's free object");
     void *a = mspan_alloc_fast(s);
     if (!a) { cr_assert(mspan_refill_cache(s)); a = mspan_alloc_fast(s); }
     void *b = mspan_alloc_fast(s);
@@ -70,8 +77,8 @@ Test(mspan, freed_slots_are_reused_and_cache_tracks_bits, .init = setup) {
     cr_assert(a == objs[3] || a == objs[70]);
     cr_assert(b == objs[3] || b == objs[70]);
     cr_assert_neq(a, b);
-    /* The invariant of mspan.h: the cache is the inverted cached word. */
-    cr_assert_eq(s->allocCache, ~*s->cacheWord);
+    /* The invariant of mspan.h: cached objects are reserved in allocBits. */
+    cr_assert_eq(s->allocCache & ~*s->cacheWord, 0);
     for (size_t i = 0; i < 128; i++) mspan_free_local(s, i, "test");
     gcm_mheap_free_span(s);
 }
@@ -115,9 +122,36 @@ Test(mspan, remote_frees_announce_once_and_merge, .init = setup) {
 Test(mspan, double_free_is_caught_by_the_bitmap, .init = setup, .signal = SIGABRT) {
     unsigned c = gcm_size_class(32);
     mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
     cr_assert_not_null(mspan_alloc_fast(s));
     mspan_free_local(s, 0, "test");
     mspan_free_local(s, 0, "test");
+}
+
+Test(mspan, freeing_a_reserved_object_is_a_double_free, .init = setup, .signal = SIGABRT) {
+    unsigned c = gcm_size_class(32);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    void *p = mspan_alloc_fast(s);
+    mspan_free_local(s, 0, "test");
+    mspan_release_cache(s);
+    cr_assert(mspan_refill_cache(s)); /* object 0 is reserved again */
+    cr_assert_not(mspan_is_allocated(s, 0));
+    mspan_free_local(s, 0, "test"); /* p freed twice */
+    (void)p;
+}
+
+Test(mspan, release_cache_unreserves, .init = setup) {
+    unsigned c = gcm_size_class(16);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    cr_assert_eq(s->allocCount, 64);
+    cr_assert_not_null(mspan_alloc_fast(s));
+    mspan_release_cache(s);
+    cr_assert_eq(s->allocCount, 1);
+    cr_assert_eq(s->allocBits[0], 1);
+    mspan_free_local(s, 0, "test");
+    gcm_mheap_free_span(s);
 }
 
 Test(mspan, large_span_is_one_object, .init = setup) {
