@@ -43,7 +43,7 @@ static void make_current(mcache *c, unsigned spc, mspan *s) {
 
 static void make_retired(mcache *c, unsigned spc, unsigned k, mspan *s) {
     c->retired[spc][k] = s;
-    s->slotbit = (uint16_t)(1u << k);
+    s->slotbit = (1u << k);
     s->hasfree = &c->hasfree[spc];
 }
 
@@ -102,16 +102,18 @@ static void retire(mcache *c, unsigned spc, mspan *s) {
         give_back(spc, c->retired[spc][k]);
     }
     make_retired(c, spc, k, s);
-    c->hasfree[spc] &= (uint16_t)~(1u << k);
+    c->hasfree[spc] &= ~(1u << k);
 }
 
 void *gcm_mcache_refill(mcache *c, unsigned spc) {
     mspan *s = c->alloc[spc];
-    if (s != &gcm_empty_span && mspan_refill_cache(s)) return mspan_alloc_fast(s);
+    /* Objects freed into the current span since its cache was loaded. (The
+     * empty span has nelems 0 and fails this test.) */
+    if ((s->allocCount < s->nelems || mspan_has_remote(s)) && mspan_refill_cache(s)) return mspan_alloc_fast(s);
     /* A retired span the thread freed into. */
     for (unsigned m; (m = c->hasfree[spc]) != 0;) {
         unsigned k = (unsigned)__builtin_ctz(m);
-        c->hasfree[spc] = (uint16_t)(m & (m - 1));
+        c->hasfree[spc] = m & (m - 1);
         mspan *t = c->retired[spc][k];
         if (t && mspan_refill_cache(t)) return swap_in(c, spc, k);
     }

@@ -28,12 +28,12 @@
 
 #include "mspan.h"
 
-#define MCACHE_RETIRED 16
+#define MCACHE_RETIRED 32
 
 typedef struct mcache {
     /* Owner thread only. */
     mspan *alloc[GCM_NUM_SPAN_CLASSES];    /* current span per span class */
-    uint16_t hasfree[GCM_NUM_SPAN_CLASSES]; /* retired slots freed into since last looked at */
+    uint32_t hasfree[GCM_NUM_SPAN_CLASSES]; /* retired slots freed into since last looked at */
     uint8_t evict[GCM_NUM_SPAN_CLASSES];    /* next retired slot to give back when all are taken */
     mspan *retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED]; /* owned, used up; NULL = free slot */
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */

@@ -8,19 +8,7 @@
 #include <string.h>
 
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
-uint16_t gcm_hasfree_sink; /* where frees into a current span record nothing useful */
-
-/* Load the cache from allocBits[word], reserving its free objects. */
-static void mspan_set_cache(mspan *s, size_t word) {
-    uint64_t *w = &s->allocBits[word];
-    uint64_t free = ~GCM_LOAD(w);
-    s->freeindex = (uint16_t)(word * 64);
-    s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
-    GCM_STORE(&s->cacheWord, w);
-    GCM_STORE(w, ~(uint64_t)0);
-    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
-    GCM_STORE(&s->allocCache, free);
-}
+uint32_t gcm_hasfree_sink; /* where frees into a current span record nothing useful */
 
 void mspan_release_cache(mspan *s) {
     uint64_t c = s->allocCache;
@@ -86,20 +74,7 @@ void mspan_merge_remote(mspan *s, uintptr_t list) {
     }
 }
 
-bool mspan_refill_cache(mspan *s) {
-    if (__atomic_load_n(&s->xfree, __ATOMIC_RELAXED) & ~(uintptr_t)XFREE_STATE) {
-        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
-        mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
-    }
-    if (s->allocCache) return true;
-    if (s->allocCount >= s->nelems) return false;
-    size_t w = s->freeindex / 64, n = s->nwords;
-    for (size_t k = 0; k < n; k++) {
-        if (~GCM_LOAD(&s->allocBits[w])) {
-            mspan_set_cache(s, w);
-            return true;
-        }
-        if (++w == n) w = 0;
-    }
-    return false;
+void mspan_take_remote(mspan *s) {
+    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
+    mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
 }

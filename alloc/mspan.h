@@ -74,8 +74,8 @@ typedef struct mspan {
     uintptr_t cacheBase;  /* address of object freeindex */
     uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
     uint16_t allocCount;  /* allocated + reserved objects; relaxed reads by others */
-    uint16_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
-    uint16_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
+    uint32_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
+    uint32_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
 
     struct mcache *owner; /* relaxed; changes under mcentral.lock */
     uintptr_t xfree;      /* atomic: remote-free list | XFREE_* */
@@ -90,7 +90,7 @@ typedef struct mspan {
 /* A span with no free objects that belongs to nobody: every slot of an
  * unused mcache points here, so the fast path needs no NULL check. */
 extern mspan gcm_empty_span;
-extern uint16_t gcm_hasfree_sink;
+extern uint32_t gcm_hasfree_sink;
 
 /* Object index of address p inside small span s (no divide). */
 GCM_INLINE size_t mspan_obj_index(const mspan *s, uintptr_t p) {
@@ -161,9 +161,40 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn);
  * Same ownership rule as mspan_free_local. */
 void mspan_merge_remote(mspan *s, uintptr_t list);
 
+GCM_INLINE bool mspan_has_remote(const mspan *s) {
+    return GCM_LOAD(&s->xfree) & ~(uintptr_t)XFREE_STATE;
+}
+/* Owner: merge the remote-free list into allocBits. */
+void mspan_take_remote(mspan *s);
+
+/* Load the cache from allocBits[word], reserving its free objects. */
+GCM_INLINE void mspan_set_cache(mspan *s, size_t word) {
+    uint64_t *w = &s->allocBits[word];
+    uint64_t free = ~GCM_LOAD(w);
+    s->freeindex = (uint16_t)(word * 64);
+    s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
+    GCM_STORE(&s->cacheWord, w);
+    GCM_STORE(w, ~(uint64_t)0);
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
+    GCM_STORE(&s->allocCache, free);
+}
+
 /* Owner: take remote frees, then load the cache from the first word with free
  * objects, starting at the current one. False when the span is full. */
-bool mspan_refill_cache(mspan *s);
+GCM_INLINE bool mspan_refill_cache(mspan *s) {
+    if (GCM_UNLIKELY(mspan_has_remote(s))) mspan_take_remote(s);
+    if (s->allocCache) return true;
+    if (s->allocCount >= s->nelems) return false;
+    size_t w = s->freeindex / 64, n = s->nwords;
+    for (size_t k = 0; k < n; k++) {
+        if (~GCM_LOAD(&s->allocBits[w])) {
+            mspan_set_cache(s, w);
+            return true;
+        }
+        if (++w == n) w = 0;
+    }
+    return false;
+}
 /* Owner, giving the span up: un-reserve what is left in the cache. */
 void mspan_release_cache(mspan *s);
 
