@@ -70,6 +70,23 @@ void gcm_mcache_flush(mcache *c) {
     }
 }
 
+void gcm_mcache_abandon(mcache *c) {
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) {
+        for (unsigned k = 0; k <= MCACHE_RETIRED; k++) {
+            mspan *s = k < MCACHE_RETIRED ? c->retired[i][k] : c->alloc[i];
+            /* An interrupted swap can leave a span in two slots: give it
+             * back once (giving back clears owner). */
+            if (!s || s == &gcm_empty_span || s->owner != c) continue;
+            mspan_repair_orphaned(s);
+            give_back(i, s);
+        }
+        c->alloc[i] = &gcm_empty_span;
+        for (unsigned k = 0; k < MCACHE_RETIRED; k++) c->retired[i][k] = NULL;
+        c->hasfree[i] = 0;
+    }
+    gcm_mcache_destroy(c);
+}
+
 void gcm_mcache_destroy(mcache *c) {
     mheap *h = &gcm_heap;
     gcm_mcache_flush(c);

@@ -51,6 +51,10 @@ mcache *gcm_mcache_create(void);
 void gcm_mcache_destroy(mcache *c);
 /* Give every span back to its mcentral (c stays usable). */
 void gcm_mcache_flush(mcache *c);
+/* Fork child: c belonged to a thread that does not exist here and may have
+ * stopped in the middle of a lock-free span operation. Give its spans back
+ * after making each one consistent again, then free c. */
+void gcm_mcache_abandon(mcache *c);
 
 /* Slow path of a small allocation from c: refill span class spc and allocate.
  * NULL (errno ENOMEM) when the heap cannot grow. */

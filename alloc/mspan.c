@@ -52,6 +52,14 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->allocCache = 0;
 }
 
+void mspan_repair_orphaned(mspan *s) {
+    size_t n = 0;
+    for (size_t w = 0; w < s->nwords; w++) n += gcm_popcount64(s->allocBits[w]);
+    if (s->nelems & 63) n -= 64 - (s->nelems & 63); /* padding bits */
+    s->allocCache = 0;
+    s->allocCount = (uint16_t)n;
+}
+
 bool mspan_free_remote(mspan *s, void *p, const char *fn) {
     size_t idx = mspan_obj_index(s, (uintptr_t)p);
     if (GCM_UNLIKELY(!mspan_is_allocated(s, idx))) gcm_fatal_ptr(fn, "double free", p, "");

@@ -197,5 +197,9 @@ GCM_INLINE bool mspan_refill_cache(mspan *s) {
 }
 /* Owner, giving the span up: un-reserve what is left in the cache. */
 void mspan_release_cache(mspan *s);
+/* Fork child, for a span whose owner vanished mid-operation: keep every set
+ * bit as allocated (reserved objects leak), drop the cache, and recount
+ * allocCount from allocBits. */
+void mspan_repair_orphaned(mspan *s);
 
 #endif

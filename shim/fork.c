@@ -16,7 +16,10 @@
  * on the interrupted thread's own lock.
  *
  * In the child the locks are made free again, and the mcaches of the threads
- * that did not survive the fork give their spans back.
+ * that did not survive the fork give their spans back. Those threads may have
+ * stopped inside a lock-free span operation (the fast path, a cache load, a
+ * local free), so each of their spans is recounted from its bitmap first
+ * (gcm_mcache_abandon); what they held reserved is lost to the child.
  * vfork and posix_spawn run no handlers and need none: the child only execs.
  */
 #include "shim.h"
@@ -52,7 +55,7 @@ static void fork_child(void) {
     mcache *me = gcm_tls_mcache, *c = gcm_heap.allcaches;
     while (c) {
         mcache *next = c->next;
-        if (c != me) gcm_mcache_destroy(c);
+        if (c != me) gcm_mcache_abandon(c);
         c = next;
     }
 }

@@ -1,0 +1,222 @@
+/*
+ * fork() while other threads allocate and free continuously: the child's
+ * allocator must be usable (no lock left held by a thread that does not
+ * exist in the child, no half-updated structure). 200 forks; each child
+ * mallocs and frees a few thousand blocks of several sizes and _exit(0)s.
+ * A child that deadlocks is killed by its own alarm or by the parent's
+ * watchdog, and the test fails instead of hanging.
+ */
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gcmalloc.h>
+#include "testutil.h"
+
+#define NBUSY 4
+#define NFORKS 200
+
+static atomic_int stop;
+static atomic_ulong busy_ops;
+
+static void *busy(void *arg) {
+    uint64_t rng = 77 + (uintptr_t)arg;
+    enum { K = 256 };
+    void *v[K] = {0};
+    size_t sz[K] = {0};
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint64_t r = tu_rand(&rng);
+        unsigned k = (unsigned)(r % K);
+        if (v[k]) {
+            if (pat_check(v[k], sz[k], 1) >= 0)
+                abort();
+            free(v[k]);
+            v[k] = NULL;
+        } else {
+            unsigned c = (unsigned)((r >> 16) % 100);
+            size_t n = c < 90 ? (size_t)(r >> 24) % 512 + 1
+                     : c < 99 ? (size_t)(r >> 24) % 30000 + 1
+                              : (size_t)(r >> 24) % (2 << 20) + 32769;
+            if ((r >> 8) % 10 == 0) {
+                v[k] = realloc(NULL, n);
+            } else if ((r >> 8) % 10 == 1) {
+                if (posix_memalign(&v[k], 256, n))
+                    v[k] = NULL;
+            } else {
+                v[k] = malloc(n);
+            }
+            if (!v[k])
+                abort();
+            sz[k] = n < 4096 ? n : 4096;
+            pat_fill(v[k], sz[k], 1);
+        }
+        atomic_fetch_add_explicit(&busy_ops, 1, memory_order_relaxed);
+    }
+    for (unsigned k = 0; k < K; k++)
+        free(v[k]);
+    return NULL;
+}
+
+/* In the child: blocks of every small size class up to 512 bytes (the
+ * classes the busy threads use most), 600 of each - more than a span's
+ * worth, so the child's cache must refill from the shared lists that the
+ * parent's threads' caches were handed back to - then some bigger ones;
+ * checked and freed. */
+static int child_work(void) {
+    static const size_t cls[] = {16,  32,  48,  64,  80,  96,  112, 128,  144,  160,  176,  192,   208,  224,
+                                 240, 256, 288, 320, 352, 384, 416, 448,  480,  512,  1024, 2048,  3072, 8192,
+                                 20480, 70000, 1 << 20};
+    enum { K = 600 };
+    static void *v[K];
+    for (size_t c = 0; c < sizeof cls / sizeof *cls; c++) {
+        size_t n = cls[c];
+        int k = n <= 512 ? K : n <= 20480 ? 40 : 4;
+        for (int i = 0; i < k; i++) {
+            v[i] = malloc(n);
+            if (!v[i])
+                return 3;
+            if (i % 8 == 0)
+                pat_fill(v[i], 16, 2);
+        }
+        for (int i = 0; i < k; i++) {
+            if (i % 8 == 0 && pat_check(v[i], 16, 2) >= 0)
+                return 4;
+            free(v[i]);
+        }
+    }
+    void *c = calloc(1000, 10);
+    if (!c || first_nonzero(c, 10000) >= 0)
+        return 5;
+    c = realloc(c, 200000);
+    if (!c)
+        return 6;
+    free(c);
+    return 0;
+}
+
+static void start_busy(pthread_t *t, int n) {
+    atomic_store(&stop, 0);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)i), 0);
+    /* Let them get going. */
+    while (atomic_load(&busy_ops) < 10000)
+        tu_sleep_ms(1);
+}
+
+static void stop_busy(pthread_t *t, int n) {
+    atomic_store(&stop, 1);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
+Test(fork_threads, fork_while_threads_allocate, .timeout = 280) {
+    pthread_t t[NBUSY];
+    start_busy(t, NBUSY);
+    int failures = 0, hangs = 0;
+    char first[128] = "";
+    for (int i = 0; i < NFORKS; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0, "fork failed");
+        if (pid == 0) {
+            alarm(30);
+            _exit(child_work());
+        }
+        int st;
+        if (wait_timeout(pid, 40000, &st) != 0) {
+            hangs++;
+            if (!first[0])
+                snprintf(first, sizeof first, "fork %d: child hung (killed after 40 s)", i);
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char s[64];
+            failures++;
+            if (!first[0])
+                snprintf(first, sizeof first, "fork %d: child ended with %s", i, status_str(st, s, sizeof s));
+        }
+        if (hangs)
+            break;
+    }
+    stop_busy(t, NBUSY);
+    cr_assert_eq(failures + hangs, 0, "%d children failed, %d hung; %s", failures, hangs, first);
+}
+
+/* The parent's heap is intact after all the forks: its own blocks keep their
+ * contents and the allocator still works in the parent. */
+Test(fork_threads, parent_heap_intact_after_forks, .timeout = 120) {
+    enum { K = 2000 };
+    char **mine = malloc(K * sizeof *mine);
+    cr_assert_not_null(mine);
+    for (int i = 0; i < K; i++) {
+        mine[i] = malloc((size_t)i % 700 + 1);
+        cr_assert_not_null(mine[i]);
+        pat_fill(mine[i], (size_t)i % 700 + 1, 3);
+    }
+    pthread_t t[NBUSY];
+    start_busy(t, NBUSY);
+    for (int i = 0; i < 50; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            alarm(30);
+            /* The child frees the parent's blocks in its copy of the heap. */
+            for (int j = 0; j < K; j++)
+                free(mine[j]);
+            _exit(child_work());
+        }
+        int st;
+        cr_assert_eq(wait_timeout(pid, 40000, &st), 0, "child %d hung", i);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (status 0x%x)", i, st);
+    }
+    stop_busy(t, NBUSY);
+    for (int i = 0; i < K; i++) {
+        cr_assert_eq(pat_check(mine[i], (size_t)i % 700 + 1, 3), -1, "parent block %d changed", i);
+        free(mine[i]);
+    }
+    free(mine);
+}
+
+/* Nested: a child of a forked child (forked while its own threads run). */
+static void *child_busy(void *arg) {
+    return busy(arg);
+}
+
+Test(fork_threads, fork_in_child_with_threads, .timeout = 120) {
+    pthread_t t[2];
+    start_busy(t, 2);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        alarm(60);
+        /* Threads of the child (the parent's threads do not exist here). */
+        pthread_t ct[2];
+        for (int i = 0; i < 2; i++)
+            if (pthread_create(&ct[i], NULL, child_busy, (void *)(uintptr_t)(i + 10)))
+                _exit(10);
+        for (int i = 0; i < 20; i++) {
+            pid_t g = fork();
+            if (g < 0)
+                _exit(11);
+            if (g == 0) {
+                alarm(30);
+                _exit(child_work());
+            }
+            int st;
+            if (wait_timeout(g, 40000, &st) != 0)
+                _exit(12);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                _exit(13);
+        }
+        atomic_store(&stop, 1);
+        for (int i = 0; i < 2; i++)
+            pthread_join(ct[i], NULL);
+        _exit(child_work());
+    }
+    int st;
+    int w = wait_timeout(pid, 90000, &st);
+    stop_busy(t, 2);
+    cr_assert_eq(w, 0, "child hung");
+    char s[64];
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child ended with %s", status_str(st, s, sizeof s));
+}
