@@ -27,12 +27,13 @@
 struct mspan;
 
 typedef struct heapArena {
+    /* page -> span, for every page of every in-use span; NULL for free pages.
+     * Written with mheap.lock; read locklessly. First, so that free()'s
+     * lookup indexes the arena pointer directly. */
+    struct mspan *spans[GCM_PAGES_PER_ARENA];
     uintptr_t base;     /* 64 MiB aligned */
     uint32_t ordinal;   /* index in the page allocator's arena list */
     bool contig_prev;   /* base == base of ordinal-1 + 64 MiB: free runs may span both */
-    /* page -> span, for every page of every in-use span; NULL for free pages.
-     * Written with mheap.lock; read locklessly. */
-    struct mspan *spans[GCM_PAGES_PER_ARENA];
     /* One bit per page; must hold mheap.lock to write. */
     uint64_t page_in_use[GCM_ARENA_BITMAP_WORDS]; /* first page of each in-use span */
     uint64_t page_marks[GCM_ARENA_BITMAP_WORDS];  /* first page of spans with marked objects (gc) */

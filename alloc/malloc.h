@@ -9,9 +9,11 @@
  *                            thread clears a bit, another thread pushes p on
  *                            the span's remote-free list (one CAS).
  *
- * Everything the shim exports is built from the functions here; the shim
- * decides only which mcache a call uses (it attaches a thread's mcache on its
- * first allocation). `fn` names the public function for error messages.
+ * The malloc fast path itself is mspan_take() on the thread's current span
+ * (shim/malloc.c). Everything else the shim exports is built from the
+ * functions here; the shim decides only which mcache a call uses (it attaches
+ * a thread's mcache on its first allocation). `fn` names the public function
+ * for error messages.
  */
 #ifndef GCM_MALLOC_H
 #define GCM_MALLOC_H
@@ -19,13 +21,6 @@
 #include "arena.h"
 #include "mcache.h"
 #include "sizeclass.h"
-
-/* Small-object fast path: NULL when the request is large or the span's cache
- * is empty - take gcm_alloc() then. */
-GCM_INLINE void *gcm_alloc_fast(mcache *c, size_t size) {
-    if (GCM_UNLIKELY(size > GCM_MAX_SMALL)) return NULL;
-    return mspan_alloc_fast(c->alloc[gcm_size_class(size) << 1]);
-}
 
 /* Any size; c == NULL means "no mcache for this thread" (orphan path).
  * NULL with errno ENOMEM when the request cannot be met. */

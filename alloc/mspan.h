@@ -119,11 +119,13 @@ GCM_INLINE unsigned gcm_popcount64(uint64_t x) {
 
 /* Fast path: the next free object of s, or NULL when the cache is used up.
  * Owner only. Touches nothing that free writes. */
+GCM_INLINE void *mspan_take(mspan *s, uint64_t c) { /* c = s->allocCache != 0 */
+    s->allocCache = c & (c - 1);
+    return (void *)(s->cacheBase + (size_t)(unsigned)__builtin_ctzll(c) * s->elemsize);
+}
 GCM_INLINE void *mspan_alloc_fast(mspan *s) {
     uint64_t c = s->allocCache;
-    if (GCM_UNLIKELY(c == 0)) return NULL;
-    s->allocCache = c & (c - 1);
-    return (void *)(s->cacheBase + (size_t)__builtin_ctzll(c) * s->elemsize);
+    return GCM_LIKELY(c != 0) ? mspan_take(s, c) : NULL;
 }
 
 /* Is object idx reserved in s's cache (free, not yet handed out)? */

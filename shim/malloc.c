@@ -26,8 +26,6 @@
 
 static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     mcache *c = gcm_thread_cache();
-    if (GCM_LIKELY(c != NULL && n <= GCM_MAX_SMALL && !noscan))
-        return gcm_mcache_refill(c, gcm_size_class(n) << 1);
     if (!c && !gcm_heap_ready()) {
         errno = ENOMEM;
         return NULL;
@@ -35,9 +33,22 @@ static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     return gcm_alloc(c, n, noscan);
 }
 
+/* A small request whose span cache is empty: refill (attaching the thread's
+ * mcache on its first allocation). */
+static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
+    if (GCM_LIKELY(c != &gcm_empty_mcache)) return gcm_mcache_refill(c, spc);
+    return malloc_slow(n, false);
+}
+
 GCM_INLINE void *do_malloc(size_t n) {
-    void *p = gcm_alloc_fast(gcm_tls_mcache, n);
-    if (GCM_LIKELY(p != NULL)) return p;
+    mcache *c = gcm_tls_mcache;
+    if (GCM_LIKELY(n <= GCM_MAX_SMALL)) {
+        unsigned spc = gcm_size_class(n) << 1;
+        mspan *s = c->alloc[spc];
+        uint64_t cache = s->allocCache;
+        if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
+        return malloc_refill(c, spc, n);
+    }
     return malloc_slow(n, false);
 }
 
