@@ -31,6 +31,18 @@ void *gcm_os_map_aligned(size_t len, size_t align, void *hint) {
         if (p == hint) return p;
         if (p) gcm_os_unmap(p, len);
     }
+    /* The kernel places mappings top-down, so the aligned address just below
+     * an unaligned mapping is usually free: try it before over-mapping, which
+     * needs len + align of address space at once (RLIMIT_AS counts it). */
+    char *p = gcm_os_map(NULL, len);
+    if (!p) return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0) return p;
+    gcm_os_unmap(p, len);
+    void *below = (void *)((uintptr_t)p & ~(uintptr_t)(align - 1));
+    if (below && (p = gcm_os_map(below, len)) != NULL) {
+        if ((void *)p == below) return p;
+        gcm_os_unmap(p, len);
+    }
     /* Over-map and trim the unaligned ends. */
     size_t over = len + align;
     if (over < len) return NULL;
