@@ -59,7 +59,7 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
     mspan *s = gcm_lookup(p, &idx, fn);
     bool large = s->spanclass <= 1;
     if (large && (uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
-    if (!mspan_is_allocated(s, idx)) gcm_fatal_ptr(fn, "double free", p, "(the object is not allocated)");
+    if (!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == c)) gcm_fatal_ptr(fn, "double free", p, "(the object is not allocated)");
     size_t old = s->elemsize;
     if (size <= old) {
         /* A shrink keeps p; a large object gives back whole tail pages. */

@@ -64,7 +64,7 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
 GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
     size_t idx;
     mspan *s = gcm_lookup(p, &idx, fn);
-    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx) || (s->spanclass <= 1 && (uintptr_t)p != s->base)))
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_mcache) || (s->spanclass <= 1 && (uintptr_t)p != s->base)))
         gcm_fatal_ptr(fn, "invalid pointer", p, "(not the start of an allocated object)");
     return s->elemsize;
 }

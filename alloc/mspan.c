@@ -62,7 +62,7 @@ void mspan_repair_orphaned(mspan *s) {
 
 bool mspan_free_remote(mspan *s, void *p, const char *fn) {
     size_t idx = mspan_obj_index(s, (uintptr_t)p);
-    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx))) gcm_fatal_ptr(fn, "double free", p, "");
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, false))) gcm_fatal_ptr(fn, "double free", p, "");
     uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), nw;
     do {
         *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;

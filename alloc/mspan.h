@@ -143,10 +143,17 @@ GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) {
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - 1));
 }
 
-GCM_INLINE bool mspan_is_allocated(const mspan *s, size_t idx) {
+/* Is object idx allocated? `owner`: the caller is the span's owner thread
+ * (or holds its mcentral's lock while it is unowned). Only then is the
+ * answer exact: another thread cannot read cacheWord and allocCache as one
+ * pair while the owner reloads them (it could see the old word with the new
+ * cache), so for it an object reserved in the owner's cache reads as
+ * allocated. A double free from another thread is then caught when the owner
+ * merges the remote-free list. */
+GCM_INLINE bool mspan_is_allocated(const mspan *s, size_t idx, bool owner) {
     const uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    return (GCM_LOAD(w) & bit) && !mspan_in_cache(s, w, bit);
+    return (GCM_LOAD(w) & bit) && !(owner && mspan_in_cache(s, w, bit));
 }
 
 /* Set up a fresh small span's bitmaps and cache (mheap, at creation). */

@@ -110,11 +110,11 @@ Test(mspan, remote_frees_announce_once_and_merge, .init = setup) {
     uintptr_t y = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
     mspan_merge_remote(s, y & ~(uintptr_t)XFREE_STATE);
     cr_assert_eq(s->allocCount, 60);
-    cr_assert_not(mspan_is_allocated(s, 1));
-    cr_assert_not(mspan_is_allocated(s, 6));
-    cr_assert(mspan_is_allocated(s, 3));
+    cr_assert_not(mspan_is_allocated(s, 1, true));
+    cr_assert_not(mspan_is_allocated(s, 6, true));
+    cr_assert(mspan_is_allocated(s, 3, true));
     for (size_t i = 0; i < 64; i++)
-        if (mspan_is_allocated(s, i)) mspan_free_local(s, i, "test");
+        if (mspan_is_allocated(s, i, true)) mspan_free_local(s, i, "test");
     cr_assert_eq(s->allocCount, 0);
     gcm_mheap_free_span(s);
 }
@@ -136,7 +136,7 @@ Test(mspan, freeing_a_reserved_object_is_a_double_free, .init = setup, .signal =
     mspan_free_local(s, 0, "test");
     mspan_release_cache(s);
     cr_assert(mspan_refill_cache(s)); /* object 0 is reserved again */
-    cr_assert_not(mspan_is_allocated(s, 0));
+    cr_assert_not(mspan_is_allocated(s, 0, true));
     mspan_free_local(s, 0, "test"); /* p freed twice */
     (void)p;
 }
@@ -159,7 +159,7 @@ Test(mspan, large_span_is_one_object, .init = setup) {
     cr_assert_eq(s->nelems, 1);
     cr_assert_eq(s->npages, (100000 + GCM_PAGE_SIZE - 1) / GCM_PAGE_SIZE);
     cr_assert_eq(s->elemsize, s->npages * GCM_PAGE_SIZE);
-    cr_assert(mspan_is_allocated(s, 0));
+    cr_assert(mspan_is_allocated(s, 0, true));
     cr_assert_eq(mspan_obj_index(s, s->base + 99999), 0);
     cr_assert_eq(gcm_span_of(s->base + 99999), s);
     gcm_mheap_free_span(s);
