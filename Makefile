@@ -20,7 +20,7 @@ check:
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
 run: build
-	GCMALLOC_STATS=1 LD_PRELOAD=$(CURDIR)/$(BUILD)/libgcmalloc.so /usr/bin/python3 bench/programs/pyworkload.py
+	$(BUILD)/gcmalloc --stats /usr/bin/python3 bench/programs/pyworkload.py
 
 bench:
 	@scripts/deps.sh bench

@@ -2,52 +2,123 @@
  * options.c - the options table and its environment parser.
  *
  * Parsing runs during gcmalloc's start-up, possibly before libc's own
- * constructors: it reads `environ` directly and reports with write(2) only.
- * A bad value or an unknown GCMALLOC_ variable gets one warning line naming
- * it and what is accepted; the default is used.
+ * constructors: it reads `environ` directly and reports with write(2) only
+ * (no malloc, no stdio). A bad value or an unknown GCMALLOC_ variable gets one
+ * warning line naming it and what is accepted; the default is used.
  */
 #include "options.h"
 #include "os.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 extern char **environ;
 
+static const char *const stats_values[] = {"0", "1", "json", NULL};
+
 const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
-    [GCM_OPT_STATS] = { "STATS", 0, 0, 1, "print heap statistics on stderr at exit (1)" },
-    [GCM_OPT_VERBOSE] = { "VERBOSE", 0, 0, 1, "print the effective settings at start (1)" },
+    [GCM_OPT_STATS] = {"STATS", GCM_OPT_ENUM, GCM_STATS_OFF, GCM_STATS_OFF, GCM_STATS_JSON, stats_values,
+                       "print heap statistics on stderr at exit: 1 as text, json as one JSON object"},
+    [GCM_OPT_VERBOSE] = {"VERBOSE", GCM_OPT_BOOL, 0, 0, 1, NULL, "print the effective settings on stderr at start"},
 };
 
+/* GCMALLOC_ variables that belong to parts not built yet, accepted without a
+ * warning (and without effect) so that the run command can already set them:
+ * GC (`gcmalloc --gc=MODE`) becomes a row of the table with the collector. */
 static long values[GCM_OPT_COUNT];
+static int report_fd = 2;
 
 long gcm_option(gcm_option_id id) { return values[id]; }
+int gcm_options_report_fd(void) { return report_fd; }
 
-static void warn(const char *var, const char *why, const gcm_option_desc *d) {
-    char buf[256];
-    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: ");
-    n = gcm_fmt_str(buf, n, sizeof buf, var);
-    n = gcm_fmt_str(buf, n, sizeof buf, why);
-    if (d) {
-        n = gcm_fmt_str(buf, n, sizeof buf, " (accepted: ");
-        n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)d->min);
-        n = gcm_fmt_str(buf, n, sizeof buf, "..");
-        n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)d->max);
-        n = gcm_fmt_str(buf, n, sizeof buf, "; using the default)");
+size_t gcm_option_fmt_value(const gcm_option_desc *d, long v, char *buf, size_t len, size_t cap) {
+    if (d->type == GCM_OPT_ENUM && v >= 0 && v <= d->max) return gcm_fmt_str(buf, len, cap, d->values[v]);
+    if (v < 0) {
+        len = gcm_fmt_str(buf, len, cap, "-");
+        v = -v;
     }
-    n = gcm_fmt_str(buf, n, sizeof buf, "\n");
-    gcm_os_write(2, buf, n);
+    return gcm_fmt_dec(buf, len, cap, (uint64_t)v);
+}
+
+size_t gcm_option_fmt_accepted(const gcm_option_desc *d, char *buf, size_t len, size_t cap) {
+    if (d->type == GCM_OPT_INT) {
+        len = gcm_option_fmt_value(d, d->min, buf, len, cap);
+        len = gcm_fmt_str(buf, len, cap, "..");
+        return gcm_option_fmt_value(d, d->max, buf, len, cap);
+    }
+    for (long v = d->min; v <= d->max; v++) {
+        if (v > d->min) len = gcm_fmt_str(buf, len, cap, ", ");
+        len = gcm_option_fmt_value(d, v, buf, len, cap);
+    }
+    return len;
 }
 
 static bool parse_long(const char *s, long *out) {
+    bool neg = *s == '-';
+    if (neg) s++;
     if (!*s) return false;
     long v = 0;
     for (; *s; s++) {
         if (*s < '0' || *s > '9' || v > 1000000000L) return false;
         v = v * 10 + (*s - '0');
     }
-    *out = v;
+    *out = neg ? -v : v;
     return true;
+}
+
+static bool parse_value(const gcm_option_desc *d, const char *s, long *out) {
+    if (d->type == GCM_OPT_ENUM) {
+        for (long v = 0; d->values[v]; v++)
+            if (strcmp(s, d->values[v]) == 0) {
+                *out = v;
+                return true;
+            }
+        return false;
+    }
+    return parse_long(s, out) && *out >= d->min && *out <= d->max;
+}
+
+/* `name` (not NUL-terminated, len bytes) is the table row's name. */
+static bool name_is(const char *name, size_t len, const char *row) {
+    return strlen(row) == len && strncmp(name, row, len) == 0;
+}
+
+/* Append at most max bytes of s, with "..." when cut. */
+static size_t fmt_cut(char *buf, size_t len, size_t cap, const char *s, size_t n, size_t max) {
+    char part[80];
+    size_t k = n < max && n < sizeof part - 1 ? n : (max < sizeof part - 1 ? max : sizeof part - 1);
+    memcpy(part, s, k);
+    part[k] = 0;
+    len = gcm_fmt_str(buf, len, cap, part);
+    return k < n ? gcm_fmt_str(buf, len, cap, "...") : len;
+}
+
+static void warn_unknown(const char *name, size_t namelen) {
+    char buf[512];
+    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: GCMALLOC_");
+    n = fmt_cut(buf, n, sizeof buf, name, namelen, 40);
+    n = gcm_fmt_str(buf, n, sizeof buf, ": unknown variable, ignored (known: ");
+    for (int i = 0; i < GCM_OPT_COUNT; i++) {
+        n = gcm_fmt_str(buf, n, sizeof buf, i ? ", GCMALLOC_" : "GCMALLOC_");
+        n = gcm_fmt_str(buf, n, sizeof buf, gcm_option_table[i].name);
+    }
+    n = gcm_fmt_str(buf, n, sizeof buf, ")\n");
+    gcm_os_write(2, buf, n);
+}
+
+static void warn_bad(const gcm_option_desc *d, const char *value) {
+    char buf[512];
+    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: GCMALLOC_");
+    n = gcm_fmt_str(buf, n, sizeof buf, d->name);
+    n = gcm_fmt_str(buf, n, sizeof buf, "=");
+    n = fmt_cut(buf, n, sizeof buf, value, strlen(value), 40);
+    n = gcm_fmt_str(buf, n, sizeof buf, ": bad value (accepted: ");
+    n = gcm_option_fmt_accepted(d, buf, n, sizeof buf);
+    n = gcm_fmt_str(buf, n, sizeof buf, "); using the default, ");
+    n = gcm_option_fmt_value(d, d->def, buf, n, sizeof buf);
+    n = gcm_fmt_str(buf, n, sizeof buf, "\n");
+    gcm_os_write(2, buf, n);
 }
 
 void gcm_options_init(void) {
@@ -57,35 +128,37 @@ void gcm_options_init(void) {
         if (strncmp(*e, prefix, sizeof prefix - 1) != 0) continue;
         const char *name = *e + sizeof prefix - 1, *eq = strchr(name, '=');
         if (!eq) continue;
+        size_t len = (size_t)(eq - name);
         int id = -1;
-        for (int i = 0; i < GCM_OPT_COUNT; i++) {
-            size_t len = strlen(gcm_option_table[i].name);
-            if ((size_t)(eq - name) == len && strncmp(name, gcm_option_table[i].name, len) == 0) id = i;
-        }
-        char var[64];
-        size_t vl = (size_t)(eq - *e) < sizeof var - 1 ? (size_t)(eq - *e) : sizeof var - 1;
-        memcpy(var, *e, vl);
-        var[vl] = 0;
+        for (int i = 0; i < GCM_OPT_COUNT; i++)
+            if (name_is(name, len, gcm_option_table[i].name)) id = i;
         if (id < 0) {
-            warn(var, ": unknown variable, ignored", NULL);
+            warn_unknown(name, len);
             continue;
         }
-        const gcm_option_desc *d = &gcm_option_table[id];
         long v;
-        if (!parse_long(eq + 1, &v) || v < d->min || v > d->max) {
-            warn(var, ": bad value", d);
+        if (!parse_value(&gcm_option_table[id], eq + 1, &v)) {
+            warn_bad(&gcm_option_table[id], eq + 1);
             continue;
         }
         values[id] = v;
     }
+    /* Programs may close stderr on their way out (coreutils' close_stdout
+     * does, in an atexit handler that runs before our destructor): keep a
+     * copy of it for the exit report. */
+    if (values[GCM_OPT_STATS] != GCM_STATS_OFF) {
+        int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+        if (fd >= 0) report_fd = fd;
+    }
     if (values[GCM_OPT_VERBOSE]) {
         for (int i = 0; i < GCM_OPT_COUNT; i++) {
-            char buf[160];
+            const gcm_option_desc *d = &gcm_option_table[i];
+            char buf[256];
             size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: GCMALLOC_");
-            n = gcm_fmt_str(buf, n, sizeof buf, gcm_option_table[i].name);
+            n = gcm_fmt_str(buf, n, sizeof buf, d->name);
             n = gcm_fmt_str(buf, n, sizeof buf, "=");
-            n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)values[i]);
-            n = gcm_fmt_str(buf, n, sizeof buf, "\n");
+            n = gcm_option_fmt_value(d, values[i], buf, n, sizeof buf);
+            n = gcm_fmt_str(buf, n, sizeof buf, values[i] == d->def ? " (default)\n" : "\n");
             gcm_os_write(2, buf, n);
         }
     }

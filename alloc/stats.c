@@ -44,37 +44,103 @@ void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per) {
     gcm_lock_release(&h->lock);
 }
 
-static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(int fd, const char *fmt, ...) {
-    char buf[512];
+/* The report is built in one stack buffer and written at once, so that it
+ * comes out whole even when other threads write to the same fd. */
+typedef struct outbuf {
+    char data[16384];
+    size_t len;
+} outbuf;
+
+static void put(outbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(outbuf *o, const char *fmt, ...) {
+    if (o->len >= sizeof o->data - 1) return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(o->data + o->len, sizeof o->data - o->len, fmt, ap);
     va_end(ap);
-    if (n > 0) gcm_os_write(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if (n > 0) o->len = o->len + (size_t)n < sizeof o->data ? o->len + (size_t)n : sizeof o->data - 1;
 }
 
-#define MIB(x) ((double)(x) / 1048576.0)
+/* "812 B", "12.5 KiB", "3.2 MiB", "1.1 GiB". */
+typedef struct hsize {
+    char s[24];
+} hsize;
+static hsize human(size_t b) {
+    hsize h;
+    if (b < 1024)
+        snprintf(h.s, sizeof h.s, "%zu B", b);
+    else if (b < ((size_t)1 << 20))
+        snprintf(h.s, sizeof h.s, "%.1f KiB", (double)b / 1024.0);
+    else if (b < ((size_t)1 << 30))
+        snprintf(h.s, sizeof h.s, "%.1f MiB", (double)b / 1048576.0);
+    else
+        snprintf(h.s, sizeof h.s, "%.2f GiB", (double)b / 1073741824.0);
+    return h;
+}
 
-void gcm_stats_print(int fd) {
+typedef struct report {
     struct gcm_stats st;
     gcm_class_stats per[GCM_NUM_SIZE_CLASSES];
-    gcm_stats_read(&st, per);
-    put(fd,
-        "gcmalloc: heap mapped %.1f MiB (peak %.1f MiB), allocated %.1f MiB in %zu objects "
-        "(large %.1f MiB), released to the OS %.1f MiB\n",
-        MIB(st.mapped_bytes), MIB(st.peak_mapped_bytes), MIB(st.allocated_bytes), st.allocated_objects,
-        MIB(st.large_bytes), MIB(st.released_bytes));
-    put(fd, "gcmalloc: %6s %8s %8s %10s %12s %6s\n", "class", "size", "spans", "objects", "bytes", "frag%");
-    for (unsigned c = 0; c < GCM_NUM_SIZE_CLASSES; c++) {
-        if (per[c].spans == 0) continue;
-        size_t used = c ? per[c].objects * gcm_class_size[c] : per[c].span_bytes;
-        double frag = per[c].span_bytes ? 100.0 * (double)(per[c].span_bytes - used) / (double)per[c].span_bytes : 0;
-        if (c == 0)
-            put(fd, "gcmalloc: %6s %8s %8zu %10zu %12zu %6.1f\n", "large", ">32K", per[c].spans, per[c].objects,
-                used, frag);
-        else
-            put(fd, "gcmalloc: %6u %8u %8zu %10zu %12zu %6.1f\n", c, gcm_class_size[c], per[c].spans, per[c].objects,
-                used, frag);
+    size_t in_use; /* bytes of all in-use spans (small and large) */
+} report;
+
+static void report_read(report *r) {
+    gcm_stats_read(&r->st, r->per);
+    r->in_use = 0;
+    for (unsigned c = 0; c < GCM_NUM_SIZE_CLASSES; c++) r->in_use += r->per[c].span_bytes;
+}
+
+/* Object bytes in use in class c and the fragmentation of its spans. */
+static size_t class_used(const report *r, unsigned c) {
+    return c ? r->per[c].objects * gcm_class_size[c] : r->st.large_bytes;
+}
+static double class_frag(const report *r, unsigned c) {
+    size_t sb = r->per[c].span_bytes, used = class_used(r, c);
+    return sb && used < sb ? 100.0 * (double)(sb - used) / (double)sb : 0.0;
+}
+
+void gcm_stats_print(int fd) {
+    report r; /* 2 KiB and 16 KiB of stack: no shared state, safe in a forked child */
+    outbuf o;
+    o.len = 0;
+    report_read(&r);
+    put(&o, "gcmalloc: heap mapped %s, in use %s, released to the OS %s, peak mapped %s\n",
+        human(r.st.mapped_bytes).s, human(r.in_use).s, human(r.st.released_bytes).s,
+        human(r.st.peak_mapped_bytes).s);
+    put(&o, "gcmalloc: allocated %s in %zu objects; large objects %s in %zu\n", human(r.st.allocated_bytes).s,
+        r.st.allocated_objects, human(r.st.large_bytes).s, r.per[0].objects);
+    put(&o, "gcmalloc: %6s %8s %8s %10s %12s %6s\n", "class", "size", "spans", "objects", "bytes", "frag%");
+    for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
+        if (r.per[c].spans == 0) continue;
+        put(&o, "gcmalloc: %6u %8u %8zu %10zu %12zu %6.1f\n", c, gcm_class_size[c], r.per[c].spans,
+            r.per[c].objects, class_used(&r, c), class_frag(&r, c));
     }
+    put(&o, "gcmalloc: %6s %8s %8zu %10zu %12zu %6.1f\n", "large", ">32K", r.per[0].spans, r.per[0].objects,
+        class_used(&r, 0), class_frag(&r, 0));
+    gcm_os_write(fd, o.data, o.len);
+}
+
+void gcm_stats_print_json(int fd) {
+    report r;
+    outbuf o;
+    o.len = 0;
+    report_read(&r);
+    put(&o,
+        "{\"heap\": {\"mapped\": %zu, \"in_use\": %zu, \"released\": %zu, \"peak_mapped\": %zu}, "
+        "\"allocated\": {\"bytes\": %zu, \"objects\": %zu}, "
+        "\"large\": {\"spans\": %zu, \"objects\": %zu, \"bytes\": %zu, \"span_bytes\": %zu}, \"classes\": [",
+        r.st.mapped_bytes, r.in_use, r.st.released_bytes, r.st.peak_mapped_bytes, r.st.allocated_bytes,
+        r.st.allocated_objects, r.per[0].spans, r.per[0].objects, r.st.large_bytes, r.per[0].span_bytes);
+    bool first = true;
+    for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
+        if (r.per[c].spans == 0) continue;
+        put(&o,
+            "%s{\"class\": %u, \"size\": %u, \"spans\": %zu, \"objects\": %zu, \"bytes\": %zu, "
+            "\"span_bytes\": %zu, \"frag_pct\": %.1f}",
+            first ? "" : ", ", c, gcm_class_size[c], r.per[c].spans, r.per[c].objects, class_used(&r, c),
+            r.per[c].span_bytes, class_frag(&r, c));
+        first = false;
+    }
+    put(&o, "]}\n");
+    gcm_os_write(fd, o.data, o.len);
 }

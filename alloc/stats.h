@@ -21,7 +21,19 @@ typedef struct gcm_class_stats {
 
 /* Fill *out (and per[0..66] when not NULL; per[0] is large objects). */
 void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per);
-/* Human-readable report on fd (one summary line, then a table by class). */
+/* Human-readable report on fd: the heap (mapped, in use, released, peak),
+ * what is allocated, then a table by size class and a line for large objects.
+ * Formatted in a stack buffer and written with one write(2). */
 void gcm_stats_print(int fd);
+/* The same figures as one JSON object (one line), for tools:
+ *   {"heap": {"mapped": B, "in_use": B, "released": B, "peak_mapped": B},
+ *    "allocated": {"bytes": B, "objects": N},
+ *    "large": {"spans": N, "objects": N, "bytes": B, "span_bytes": B},
+ *    "classes": [{"class": C, "size": B, "spans": N, "objects": N,
+ *                 "bytes": B, "span_bytes": B, "frag_pct": F}, ...]}
+ * bytes are object bytes in use; span_bytes the pages of the class's spans;
+ * frag_pct = 100 * (span_bytes - bytes) / span_bytes. Classes without spans
+ * are left out. */
+void gcm_stats_print_json(int fd);
 
 #endif

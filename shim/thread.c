@@ -80,7 +80,12 @@ mcache *gcm_thread_attach(void) {
     return c;
 }
 
+/* GCMALLOC_STATS=1 / json: the report on stderr at exit. */
 __attribute__((destructor)) static void report_at_exit(void) {
-    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE && gcm_option(GCM_OPT_STATS))
-        gcm_stats_print(2);
+    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE) return;
+    long mode = gcm_option(GCM_OPT_STATS);
+    if (mode == GCM_STATS_JSON)
+        gcm_stats_print_json(gcm_options_report_fd());
+    else if (mode == GCM_STATS_TEXT)
+        gcm_stats_print(gcm_options_report_fd());
 }
