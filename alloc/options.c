@@ -23,9 +23,6 @@ const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
     [GCM_OPT_VERBOSE] = {"VERBOSE", GCM_OPT_BOOL, 0, 0, 1, NULL, "print the effective settings on stderr at start"},
 };
 
-/* GCMALLOC_ variables that belong to parts not built yet, accepted without a
- * warning (and without effect) so that the run command can already set them:
- * GC (`gcmalloc --gc=MODE`) becomes a row of the table with the collector. */
 static long values[GCM_OPT_COUNT];
 static int report_fd = 2;
 
