@@ -3,7 +3,8 @@
  *
  * mspans, mcaches and span bitmaps are allocated from here, never from the
  * heap they describe. Memory comes from the OS in 256 KiB blocks and is never
- * returned; freed objects go on a free list and are reused first.
+ * returned; freed objects go on a free list and are reused first. Objects
+ * are whole cache lines, 64-byte aligned.
  *
  * Invariant: the caller serialises access (every fixalloc in the heap is
  * used with mheap.lock held).

@@ -34,10 +34,11 @@ mcache *gcm_mcache_create(void) {
     return c;
 }
 
-/* s becomes current: frees into it need tell nobody. */
+/* s becomes current: frees into it need tell nobody, and write their zero
+ * bit into this thread's own sink (a shared one would bounce between cores). */
 static void make_current(mcache *c, unsigned spc, mspan *s) {
     s->slotbit = 0;
-    s->hasfree = &gcm_hasfree_sink;
+    s->hasfree = &c->hasfree_sink;
     c->alloc[spc] = s;
 }
 

@@ -35,6 +35,7 @@ typedef struct mcache {
     mspan *alloc[GCM_NUM_SPAN_CLASSES];    /* current span per span class */
     uint32_t hasfree[GCM_NUM_SPAN_CLASSES]; /* retired slots freed into since last looked at */
     uint8_t evict[GCM_NUM_SPAN_CLASSES];    /* next retired slot to give back when all are taken */
+    uint32_t hasfree_sink; /* where frees into a current span write (a per-thread line, never shared) */
     mspan *retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED]; /* owned, used up; NULL = free slot */
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
 } mcache;

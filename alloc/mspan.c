@@ -8,7 +8,7 @@
 #include <string.h>
 
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
-uint32_t gcm_hasfree_sink; /* where frees into a current span record nothing useful */
+uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never written) */
 
 void mspan_release_cache(mspan *s) {
     uint64_t c = s->allocCache;
