@@ -56,9 +56,8 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
 
 void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
     size_t idx;
-    mspan *s = gcm_lookup(p, &idx, fn);
-    bool large = s->spanclass <= 1;
-    if (large && (uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
+    mspan *s = gcm_lookup_strict(p, &idx, fn);
+    bool large = mspan_is_large(s);
     if (!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == c)) gcm_fatal_ptr(fn, "double free", p, "(the object is not allocated)");
     size_t old = s->elemsize;
     if (size <= old) {
@@ -75,7 +74,7 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
 }
 
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
-    if (s->spanclass <= 1) {
+    if (mspan_is_large(s)) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees
          * of the same object cannot both return its pages. */
@@ -101,7 +100,7 @@ void gcm_report_bad(const char *fn, const void *p) {
 void gcm_report_interior(const char *fn, const void *p, const mspan *s) {
     char detail[128];
     size_t n;
-    uintptr_t obj = s->base + (s->spanclass <= 1 ? 0 : mspan_obj_index(s, (uintptr_t)p) * s->elemsize);
+    uintptr_t obj = s->base + (mspan_is_large(s) ? 0 : mspan_obj_index(s, (uintptr_t)p) * s->elemsize);
     n = gcm_fmt_str(detail, 0, sizeof detail, "(inside the object at ");
     n = gcm_fmt_hex(detail, n, sizeof detail, obj);
     n = gcm_fmt_str(detail, n, sizeof detail, " of ");
@@ -115,6 +114,6 @@ bool gcm_trim(mcache *c) {
     /* The caller's own spans too: empty ones can then go back to the heap. */
     if (c != &gcm_empty_mcache) gcm_mcache_flush(c);
     /* Spans emptied by remote frees go back to the heap first. */
-    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_flush_pending(&gcm_heap.central[i]);
+    gcm_mheap_flush_pending();
     return gcm_mheap_scavenge_all() > 0;
 }

@@ -35,8 +35,9 @@ __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const v
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
 
 /* The span of object p, which must be the start of an object; reports and
- * aborts otherwise (a large span's interior is checked by the callers that
- * reach large spans: p == s->base). *idx = the object's index in the span. */
+ * aborts otherwise. A large span's interior passes here (its index is always
+ * 0): free's fast path never meets large spans (they have no owner), and the
+ * other paths use gcm_lookup_strict. *idx = the object's index in the span. */
 GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
     uintptr_t a = (uintptr_t)p;
     mspan *s = gcm_span_of(a);
@@ -44,6 +45,14 @@ GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
     bool exact;
     *idx = mspan_obj_index_exact(s, a, &exact);
     if (GCM_UNLIKELY(!exact)) gcm_report_interior(fn, p, s);
+    return s;
+}
+
+/* gcm_lookup for the paths off free's fast path, which may meet large spans:
+ * p must also be the large object's first byte. */
+GCM_INLINE mspan *gcm_lookup_strict(const void *p, size_t *idx, const char *fn) {
+    mspan *s = gcm_lookup(p, idx, fn);
+    if (GCM_UNLIKELY(mspan_is_large(s) && (uintptr_t)p != s->base)) gcm_report_interior(fn, p, s);
     return s;
 }
 
@@ -63,8 +72,8 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
 /* Usable size of live object p. */
 GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
     size_t idx;
-    mspan *s = gcm_lookup(p, &idx, fn);
-    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_mcache) || (s->spanclass <= 1 && (uintptr_t)p != s->base)))
+    mspan *s = gcm_lookup_strict(p, &idx, fn);
+    if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_mcache)))
         gcm_fatal_ptr(fn, "invalid pointer", p, "(not the start of an allocated object)");
     return s->elemsize;
 }

@@ -54,37 +54,29 @@ static void give_back(unsigned spc, mspan *s) {
     mcentral_uncache_span(&gcm_heap.central[spc], s);
 }
 
-void gcm_mcache_flush(mcache *c) {
-    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) {
-        mspan *s = c->alloc[i];
-        if (s != &gcm_empty_span) {
-            c->alloc[i] = &gcm_empty_span;
-            give_back(i, s);
-        }
-        for (unsigned k = 0; k < MCACHE_RETIRED; k++) {
-            if ((s = c->retired[i][k]) == NULL) continue;
-            c->retired[i][k] = NULL;
-            give_back(i, s);
-        }
-        c->hasfree[i] = 0;
-        c->evict[i] = 0;
-    }
-}
-
-void gcm_mcache_abandon(mcache *c) {
+/* Give back every span c holds (current and retired) and empty its slots.
+ * `repair`: c's thread vanished in a fork and may have stopped mid-operation,
+ * so each span is recounted first, and a span an interrupted swap left in two
+ * slots is given back once (giving back clears owner). */
+static void give_back_all(mcache *c, bool repair) {
     for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) {
         for (unsigned k = 0; k <= MCACHE_RETIRED; k++) {
             mspan *s = k < MCACHE_RETIRED ? c->retired[i][k] : c->alloc[i];
-            /* An interrupted swap can leave a span in two slots: give it
-             * back once (giving back clears owner). */
             if (!s || s == &gcm_empty_span || s->owner != c) continue;
-            mspan_repair_orphaned(s);
+            if (repair) mspan_repair_orphaned(s);
             give_back(i, s);
         }
         c->alloc[i] = &gcm_empty_span;
         for (unsigned k = 0; k < MCACHE_RETIRED; k++) c->retired[i][k] = NULL;
         c->hasfree[i] = 0;
+        c->evict[i] = 0;
     }
+}
+
+void gcm_mcache_flush(mcache *c) { give_back_all(c, false); }
+
+void gcm_mcache_abandon(mcache *c) {
+    give_back_all(c, true);
     gcm_mcache_destroy(c);
 }
 

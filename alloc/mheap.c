@@ -191,7 +191,7 @@ void gcm_mheap_free_span(mspan *s) {
     set_spans(s->base, s->npages, NULL);
     mark_first_page(s, false, false);
     pa_free_range(&h->pages, pa_addr_page(a, s->base), s->npages);
-    if (s->spanclass <= 1) h->large_spans--;
+    if (mspan_is_large(s)) h->large_spans--;
     s->state = SPAN_DEAD;
     gcm_fixalloc_free(&h->bitsalloc[bits_pool(s->nwords)], s->allocBits);
     gcm_fixalloc_free(&h->spanalloc, s);
@@ -229,6 +229,10 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
     }
     gcm_lock_release(&h->lock);
     return ok;
+}
+
+void gcm_mheap_flush_pending(void) {
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_flush_pending(&gcm_heap.central[i]);
 }
 
 size_t gcm_mheap_scavenge_all(void) {

@@ -50,6 +50,9 @@ void gcm_mheap_free_span(mspan *s);
 /* Resize a large span in place to hold `size` bytes (shrinking frees the tail
  * pages; growing needs the following pages free). False if it cannot. */
 bool gcm_mheap_resize_large(mspan *s, size_t size);
+/* Let every mcentral merge its announced remote frees (spans they empty go
+ * back to the heap). Takes each mcentral.lock in turn. */
+void gcm_mheap_flush_pending(void);
 /* Return every free page to the OS; bytes released. */
 size_t gcm_mheap_scavenge_all(void);
 

@@ -92,6 +92,9 @@ typedef struct mspan {
 extern mspan gcm_empty_span;
 extern uint32_t gcm_hasfree_sink;
 
+/* A large span: one object of its own (span class 0, or 1 when noscan). */
+GCM_INLINE bool mspan_is_large(const mspan *s) { return s->spanclass <= 1; }
+
 /* Object index of address p inside small span s (no divide). */
 GCM_INLINE size_t mspan_obj_index(const mspan *s, uintptr_t p) {
     return (size_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);

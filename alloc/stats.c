@@ -17,7 +17,7 @@ void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per) {
     if (per) memset(per, 0, sizeof(gcm_class_stats) * GCM_NUM_SIZE_CLASSES);
     mheap *h = &gcm_heap;
     if (!__atomic_load_n(&h->ready, __ATOMIC_ACQUIRE)) return;
-    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_flush_pending(&h->central[i]);
+    gcm_mheap_flush_pending();
     gcm_lock_acquire(&h->lock);
     for (uint32_t ai = 0; ai < h->pages.narenas; ai++) {
         heapArena *a = h->pages.arenas[ai];

@@ -24,13 +24,19 @@
  * a call from one exported function to another would go through the PLT and
  * could reach another allocator's function when gcmalloc is dlopen'ed. */
 
-static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
-    mcache *c = gcm_thread_cache();
-    if (!c && !gcm_heap_ready()) {
+/* The calling thread's mcache for a slow-path call; false: no heap at all. */
+static bool cache_for_call(mcache **c) {
+    *c = gcm_thread_cache();
+    if (!*c && !gcm_heap_ready()) {
         errno = ENOMEM;
-        return NULL;
+        return false;
     }
-    return gcm_alloc(c, n, noscan);
+    return true;
+}
+
+static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
+    mcache *c;
+    return cache_for_call(&c) ? gcm_alloc(c, n, noscan) : NULL;
 }
 
 /* A small request whose span cache is empty: refill (attaching the thread's
@@ -54,16 +60,6 @@ GCM_INLINE void *do_malloc(size_t n) {
 
 GCM_INLINE void do_free(void *p, const char *fn) {
     if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, fn);
-}
-
-/* The calling thread's mcache for a slow-path call; false: no heap at all. */
-static bool cache_for_call(mcache **c) {
-    *c = gcm_thread_cache();
-    if (!*c && !gcm_heap_ready()) {
-        errno = ENOMEM;
-        return false;
-    }
-    return true;
 }
 
 static void *do_calloc(size_t n, size_t size) {

@@ -70,6 +70,27 @@ static inline void *bench_xmalloc(size_t size) {
   return p;
 }
 
+/* A block a workload allocates, uses and frees; its size travels with it.
+ * bench_obj_new tags it (bench_touch), bench_obj_free reads the tag back into
+ * the checksum. Workloads add their own use of the block around these. */
+typedef struct {
+  unsigned char *p;
+  size_t size;
+} bench_obj;
+
+static inline void bench_obj_new(bench_obj *o, size_t size, uint64_t tag) {
+  o->size = size;
+  o->p = bench_xmalloc(size);
+  bench_touch(o->p, size, tag);
+}
+
+static inline uint64_t bench_obj_free(bench_obj *o) {
+  uint64_t v = bench_read(o->p, o->size);
+  free(o->p);
+  o->p = NULL;
+  return v;
+}
+
 static inline uint64_t bench_arg_u64(int argc, char **argv, int i, uint64_t dflt) {
   if (i >= argc) return dflt;
   char *end;

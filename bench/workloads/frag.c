@@ -10,21 +10,13 @@
  *   frag N */
 #include "bench_threads.h"
 
-typedef struct {
-  unsigned char *p;
-  size_t size;
-} obj;
+typedef bench_obj obj;
 
-static uint64_t release(obj *o) {
-  uint64_t v = bench_read(o->p, o->size);
-  free(o->p);
-  o->p = NULL;
-  return v;
-}
+static uint64_t release(obj *o) { return bench_obj_free(o); }
 
+/* Filled whole, so every page of the block is resident (RSS is frag's figure). */
 static void acquire(obj *o, size_t size, uint64_t tag) {
-  o->size = size;
-  o->p = bench_xmalloc(size);
+  bench_obj_new(o, size, tag);
   memset(o->p, (int)(tag & 0xff), size);
   bench_touch(o->p, size, tag);
 }

@@ -14,10 +14,7 @@
 #define XCHG 64
 #define XCHG_WIN 16
 
-typedef struct {
-  unsigned char *p;
-  size_t size;
-} obj;
+typedef bench_obj obj;
 
 typedef struct {
   pthread_mutex_t lock;
@@ -33,16 +30,10 @@ typedef struct {
 
 static mailbox boxes[BENCH_MAX_THREADS];
 
-static uint64_t release(obj *o) {
-  uint64_t v = bench_read(o->p, o->size);
-  free(o->p);
-  return v;
-}
+static uint64_t release(obj *o) { return bench_obj_free(o); }
 
 static void acquire(obj *o, bench_rng *rng, uint64_t tag) {
-  o->size = bench_rand_size(rng);
-  o->p = bench_xmalloc(o->size);
-  bench_touch(o->p, o->size, tag);
+  bench_obj_new(o, bench_rand_size(rng), tag);
   /* a server fills in part of what it allocates */
   size_t fill = o->size < 64 ? o->size - 1 : 63;
   memset(o->p + 1, (int)(tag & 0x7f), fill > 1 ? fill - 1 : 0);

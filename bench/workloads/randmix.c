@@ -12,10 +12,7 @@
 #define XCHG 256
 #define XCHG_WIN 8
 
-typedef struct {
-  unsigned char *p;
-  size_t size;
-} obj;
+typedef bench_obj obj;
 
 typedef struct {
   int id, n;
@@ -37,19 +34,16 @@ static size_t pick_size(bench_rng *r) {
   return bench_rand_range(r, 65537, 262144);
 }
 
+/* Large blocks are used page by page, not just at their ends. */
 static uint64_t release(obj *o) {
   if (!o->p) return 0;
-  uint64_t v = bench_read(o->p, o->size);
+  uint64_t v = 0;
   for (size_t off = 4096; off < o->size; off += 4096) v += o->p[off];
-  free(o->p);
-  o->p = NULL;
-  return v;
+  return v + bench_obj_free(o);
 }
 
 static void acquire(obj *o, bench_rng *rng, uint64_t tag) {
-  o->size = pick_size(rng);
-  o->p = bench_xmalloc(o->size);
-  bench_touch(o->p, o->size, tag);
+  bench_obj_new(o, pick_size(rng), tag);
   for (size_t off = 4096; off < o->size; off += 4096) o->p[off] = (unsigned char)(tag + off);
 }
 

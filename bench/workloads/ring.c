@@ -10,22 +10,11 @@
  * timed: filling the ring (or BASE) and the final frees are not. */
 #include "bench_common.h"
 
-typedef struct {
-  void *p;
-  size_t size;
-} obj;
+typedef bench_obj obj;
 
-static uint64_t release(obj *o) {
-  uint64_t v = bench_read(o->p, o->size);
-  free(o->p);
-  return v;
-}
+static uint64_t release(obj *o) { return bench_obj_free(o); }
 
-static void acquire(obj *o, bench_rng *rng, uint64_t tag) {
-  o->size = bench_rand_size(rng);
-  o->p = bench_xmalloc(o->size);
-  bench_touch(o->p, o->size, tag);
-}
+static void acquire(obj *o, bench_rng *rng, uint64_t tag) { bench_obj_new(o, bench_rand_size(rng), tag); }
 
 static int run_fifo(uint64_t live, uint64_t n) {
   obj *ring = bench_xmalloc(live * sizeof *ring);
