@@ -85,6 +85,12 @@ void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
         gcm_mheap_free_span(s);
         return;
     }
+    mcache *own = gcm_tls_own;
+    if (own && GCM_LOAD(&s->owner) == own) { /* our own span, while detoured (see mcache.h) */
+        mspan_free_local(s, mspan_obj_index(s, (uintptr_t)p), fn);
+        *s->hasfree |= s->slotbit;
+        return;
+    }
     if (mspan_free_remote(s, p, fn)) mcentral_notify(&gcm_heap.central[s->spanclass], s);
 }
 

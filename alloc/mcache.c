@@ -9,6 +9,7 @@
 mcache gcm_empty_mcache = { .alloc = { [0 ... GCM_NUM_SPAN_CLASSES - 1] = &gcm_empty_span } };
 GCM_TLS mcache *gcm_tls_mcache = &gcm_empty_mcache;
 GCM_TLS uint8_t gcm_tls_state;
+GCM_TLS mcache *gcm_tls_own;
 
 /* Orphan allocations: one shared mcache; orphan_lock guards all of it. */
 static gcm_lock orphan_lock = GCM_LOCK_INIT;
@@ -28,6 +29,7 @@ mcache *gcm_mcache_create(void) {
     mcache *c = gcm_fixalloc_alloc(&h->cachealloc);
     if (c) {
         for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) c->alloc[i] = &gcm_empty_span;
+        c->sweep_seen = GCM_LOAD(&h->gc_sweep_epoch);
         register_cache(c);
     }
     gcm_lock_release(&h->lock);
@@ -93,12 +95,12 @@ void gcm_mcache_destroy(mcache *c) {
 
 /* Make retired slot k's span current; the used-up current span (if any)
  * takes its slot. */
-static void *swap_in(mcache *c, unsigned spc, unsigned k) {
+static mspan *swap_in(mcache *c, unsigned spc, unsigned k) {
     mspan *t = c->retired[spc][k], *s = c->alloc[spc];
     if (s != &gcm_empty_span) make_retired(c, spc, k, s);
     else c->retired[spc][k] = NULL;
     make_current(c, spc, t);
-    return mspan_alloc_fast(t);
+    return t;
 }
 
 /* Retire the used-up current span s into a slot, giving back the oldest
@@ -115,23 +117,50 @@ static void retire(mcache *c, unsigned spc, mspan *s) {
     c->hasfree[spc] &= ~(1u << k);
 }
 
+void gcm_mcache_sweep(mcache *c) {
+    c->sweep_seen = GCM_LOAD(&gcm_heap.gc_sweep_epoch);
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) {
+        for (unsigned k = 0; k <= MCACHE_RETIRED; k++) {
+            mspan *s = k < MCACHE_RETIRED ? c->retired[i][k] : c->alloc[i];
+            if (!s || s == &gcm_empty_span || !mspan_needs_sweep(s)) continue;
+            uint16_t before = s->allocCount;
+            mspan_sweep_owned(s);
+            if (k < MCACHE_RETIRED && s->allocCount < before) c->hasfree[i] |= 1u << k;
+        }
+    }
+}
+
+/* The refill's result: the next object of s, whose cache was just loaded
+ * (counted for the collector's pacing). */
+static void *take_loaded(mcache *c, mspan *s) {
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) {
+        c->alloc_bytes += (size_t)gcm_popcount64(s->allocCache) * s->elemsize;
+        if (c->alloc_bytes >= ((size_t)64 << 10)) {
+            gcm_mheap_note_alloc(c->alloc_bytes);
+            c->alloc_bytes = 0;
+        }
+    }
+    return mspan_alloc_fast(s);
+}
+
 void *gcm_mcache_refill(mcache *c, unsigned spc) {
+    if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
     /* Objects freed into the current span since its cache was loaded. (The
      * empty span has nelems 0 and fails this test.) */
-    if ((s->allocCount < s->nelems || mspan_has_remote(s)) && mspan_refill_cache(s)) return mspan_alloc_fast(s);
+    if ((s->allocCount < s->nelems || mspan_has_remote(s)) && mspan_refill_cache(s)) return take_loaded(c, s);
     /* A retired span the thread freed into. */
     for (unsigned m; (m = c->hasfree[spc]) != 0;) {
         unsigned k = (unsigned)__builtin_ctz(m);
         c->hasfree[spc] = m & (m - 1);
         mspan *t = c->retired[spc][k];
-        if (t && mspan_refill_cache(t)) return swap_in(c, spc, k);
+        if (t && mspan_refill_cache(t)) return take_loaded(c, swap_in(c, spc, k));
     }
     /* A retired span other threads freed into. */
     for (unsigned k = 0; k < MCACHE_RETIRED; k++) {
         mspan *t = c->retired[spc][k];
         if (t && (GCM_LOAD(&t->xfree) & ~(uintptr_t)XFREE_STATE) && mspan_refill_cache(t))
-            return swap_in(c, spc, k);
+            return take_loaded(c, swap_in(c, spc, k));
     }
     mspan *t = mcentral_cache_span(&gcm_heap.central[spc], c);
     if (!t) {
@@ -140,7 +169,7 @@ void *gcm_mcache_refill(mcache *c, unsigned spc) {
     }
     if (s != &gcm_empty_span) retire(c, spc, s);
     make_current(c, spc, t);
-    return mspan_alloc_fast(t);
+    return take_loaded(c, t);
 }
 
 void *gcm_mcache_orphan_alloc(unsigned spc) {

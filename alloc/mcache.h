@@ -36,6 +36,8 @@ typedef struct mcache {
     uint32_t hasfree[GCM_NUM_SPAN_CLASSES]; /* retired slots freed into since last looked at */
     uint8_t evict[GCM_NUM_SPAN_CLASSES];    /* next retired slot to give back when all are taken */
     uint32_t hasfree_sink; /* where frees into a current span write (a per-thread line, never shared) */
+    uint32_t sweep_seen;   /* the last gcm_heap.gc_sweep_epoch this mcache swept for */
+    size_t alloc_bytes;    /* pacing: bytes loaded into caches, not yet added to gc_alloc_since */
     mspan *retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED]; /* owned, used up; NULL = free slot */
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
 } mcache;
@@ -45,6 +47,11 @@ enum { GCM_THREAD_NEW = 0, GCM_THREAD_ATTACHED = 1, GCM_THREAD_EXITED = 2 };
 extern mcache gcm_empty_mcache;
 extern GCM_TLS mcache *gcm_tls_mcache;
 extern GCM_TLS uint8_t gcm_tls_state;
+/* The thread's own mcache, also while it is detoured: in leakcheck mode a
+ * thread runs on gcm_empty_mcache so that every allocation takes the slow
+ * path (which records the requested size), and frees find their span's owner
+ * here. NULL before the thread attaches and after it exits. */
+extern GCM_TLS mcache *gcm_tls_own;
 
 /* A new mcache, registered with the heap, or NULL on ENOMEM. */
 mcache *gcm_mcache_create(void);
@@ -56,6 +63,9 @@ void gcm_mcache_flush(mcache *c);
  * stopped in the middle of a lock-free span operation. Give its spans back
  * after making each one consistent again, then free c. */
 void gcm_mcache_abandon(mcache *c);
+
+/* Owner: free the garbage the last collection found in c's spans. */
+void gcm_mcache_sweep(mcache *c);
 
 /* Slow path of a small allocation from c: refill span class spc and allocate.
  * NULL (errno ENOMEM) when the heap cannot grow. */

@@ -24,8 +24,10 @@ static void list_remove(mcentral *c, mspan *s) {
     l->n--;
 }
 
-/* File an unowned span (xfree already merged) where it belongs. Lock held. */
+/* File an unowned span (xfree already merged) where it belongs, after
+ * freeing its garbage. Lock held. */
 static void file_span(mcentral *c, mspan *s) {
+    if (mspan_needs_sweep(s)) mspan_sweep(s);
     if (s->list != SPAN_LIST_NONE) list_remove(c, s);
     if (s->allocCount == 0) {
         gcm_mheap_free_span(s);
@@ -105,5 +107,20 @@ void mcentral_flush_pending(mcentral *c) {
     if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED)) return;
     gcm_lock_acquire(&c->lock);
     drain_pending(c);
+    gcm_lock_release(&c->lock);
+}
+
+void mcentral_sweep(mcentral *c) {
+    gcm_lock_acquire(&c->lock);
+    drain_pending(c);
+    /* Re-filing moves spans between the lists (or frees them): detach both
+     * lists first. */
+    mspan *todo[2] = {c->partial.first, c->full.first};
+    for (int l = 0; l < 2; l++) {
+        for (mspan *s = todo[l], *next; s; s = next) {
+            next = s->next;
+            if (mspan_needs_sweep(s) && GCM_LOAD(&s->xfree) == XFREE_NOTIFY) file_span(c, s);
+        }
+    }
     gcm_lock_release(&c->lock);
 }

@@ -48,6 +48,8 @@ mspan *mcentral_cache_span(mcentral *c, struct mcache *owner);
 void mcentral_uncache_span(mcentral *c, mspan *s);
 /* Push s (just announced by mspan_free_remote) on the pending stack. */
 void mcentral_notify(mcentral *c, mspan *s);
+/* Free the garbage of every span the mcentral holds (after a collection). */
+void mcentral_sweep(mcentral *c);
 /* Take the lock and process pending spans (malloc_trim, statistics). */
 void mcentral_flush_pending(mcentral *c);
 

@@ -38,7 +38,8 @@ bool gcm_mheap_init(void) {
     gcm_fixalloc_init(&h->spanalloc, sizeof(mspan));
     gcm_fixalloc_init(&h->cachealloc, sizeof(mcache));
     for (int i = 0; i < GCM_BITS_POOLS; i++)
-        gcm_fixalloc_init(&h->bitsalloc[i], 2 * sizeof(uint64_t) << i);
+        gcm_fixalloc_init(&h->bitsalloc[i], 3 * sizeof(uint64_t) << i);
+    for (int i = 0; i < GCM_REQSIZE_POOLS; i++) gcm_fixalloc_init(&h->reqalloc[i], (size_t)64 << i);
     for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_init(&h->central[i], i);
     __atomic_store_n(&h->ready, true, __ATOMIC_RELEASE);
     return true;
@@ -50,6 +51,7 @@ size_t gcm_mheap_mapped_locked(void) {
     size_t meta = (size_t)pa->narenas * GCM_ARENA_META_SIZE + gcm_heap.spanalloc.mapped +
                   gcm_heap.cachealloc.mapped;
     for (int i = 0; i < GCM_BITS_POOLS; i++) meta += gcm_heap.bitsalloc[i].mapped;
+    for (int i = 0; i < GCM_REQSIZE_POOLS; i++) meta += gcm_heap.reqalloc[i].mapped;
     return (pages << GCM_PAGE_SHIFT) + meta;
 }
 
@@ -100,6 +102,25 @@ static int bits_pool(size_t nwords) {
     return k;
 }
 
+static int reqsize_pool(size_t nelems) {
+    int k = 0;
+    while (((size_t)64 << k) < nelems * sizeof(uint32_t)) k++;
+    return k;
+}
+
+uint32_t *gcm_mheap_reqsizes(mspan *s) {
+    uint32_t *r = __atomic_load_n(&s->reqsizes, __ATOMIC_ACQUIRE);
+    if (r) return r;
+    gcm_lock_acquire(&gcm_heap.lock);
+    r = s->reqsizes;
+    if (!r) {
+        r = gcm_fixalloc_alloc(&gcm_heap.reqalloc[reqsize_pool(s->nelems)]);
+        __atomic_store_n(&s->reqsizes, r, __ATOMIC_RELEASE);
+    }
+    gcm_lock_release(&gcm_heap.lock);
+    return r;
+}
+
 /* Take npages pages aligned to align_pages and wrap them in a span.
  * mheap.lock held. */
 static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned spanclass, size_t reqsize) {
@@ -131,6 +152,7 @@ static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned span
     s->nwords = (uint16_t)nwords;
     s->allocBits = bits;
     s->gcmarkBits = bits + nwords;
+    s->scopeBits = bits + 2 * nwords;
     s->state = SPAN_IN_USE;
     s->needzero = nscav != npages;
     if (large) {
@@ -144,6 +166,12 @@ static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned span
     size_t mapped = gcm_mheap_mapped_locked();
     if (mapped > h->peak_mapped) h->peak_mapped = mapped;
     return s;
+}
+
+void gcm_mheap_note_alloc(size_t bytes) {
+    mheap *h = &gcm_heap;
+    size_t total = __atomic_add_fetch(&h->gc_alloc_since, bytes, __ATOMIC_RELAXED);
+    if (total >= GCM_LOAD(&h->gc_trigger) && !GCM_LOAD(&h->gc_due)) GCM_STORE(&h->gc_due, true);
 }
 
 mspan *gcm_mheap_alloc_small(unsigned spanclass) {
@@ -167,6 +195,7 @@ mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     mspan *s = heap_alloc_locked(npages, align_pages, noscan ? 1 : 0, size);
     gcm_lock_release(&gcm_heap.lock);
     if (!s) errno = ENOMEM;
+    else if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(s->elemsize);
     return s;
 }
 
@@ -194,6 +223,7 @@ void gcm_mheap_free_span(mspan *s) {
     if (mspan_is_large(s)) h->large_spans--;
     s->state = SPAN_DEAD;
     gcm_fixalloc_free(&h->bitsalloc[bits_pool(s->nwords)], s->allocBits);
+    if (s->reqsizes) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->reqsizes);
     gcm_fixalloc_free(&h->spanalloc, s);
     scavenge_maybe();
     gcm_lock_release(&h->lock);
@@ -229,6 +259,16 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
     }
     gcm_lock_release(&h->lock);
     return ok;
+}
+
+void gcm_mheap_each_span(void (*fn)(mspan *s, void *ctx), void *ctx) {
+    const pageAlloc *pa = &gcm_heap.pages;
+    for (uint32_t ai = 0; ai < pa->narenas; ai++) {
+        heapArena *a = pa->arenas[ai];
+        for (size_t w = 0; w < GCM_ARENA_BITMAP_WORDS; w++)
+            for (uint64_t bits = a->page_in_use[w]; bits; bits &= bits - 1)
+                fn(a->spans[w * 64 + (size_t)__builtin_ctzll(bits)], ctx);
+    }
 }
 
 void gcm_mheap_flush_pending(void) {

@@ -18,7 +18,8 @@
 #include "mcentral.h"
 #include "pagealloc.h"
 
-#define GCM_BITS_POOLS 5 /* span bitmaps of 1, 2, 4, 8, 16 words */
+#define GCM_BITS_POOLS 5    /* span bitmaps (alloc, mark, scope) of 1, 2, 4, 8, 16 words */
+#define GCM_REQSIZE_POOLS 7 /* requested-size arrays of 64 B .. 4 KiB */
 
 typedef struct mheap {
     gcm_lock lock;
@@ -27,11 +28,22 @@ typedef struct mheap {
     fixalloc spanalloc;
     fixalloc cachealloc;
     fixalloc bitsalloc[GCM_BITS_POOLS];
+    fixalloc reqalloc[GCM_REQSIZE_POOLS];
     struct mcache *allcaches; /* every mcache, for fork and statistics */
     uintptr_t arena_end;      /* end of the last reserved arena: the next hint */
     size_t large_spans;       /* in-use spans holding one large object */
     size_t peak_mapped;
     uint64_t scav_last_ms;    /* when the scavenger last ran */
+    /* The collector's hooks into allocation (set by gc/; read without locks).
+     * An mcache that has not seen gc_sweep_epoch sweeps its spans at its
+     * next refill. With gc_pacing on, every cache load and large object adds
+     * its bytes to gc_alloc_since (per mcache, in batches); passing
+     * gc_trigger sets gc_due, and the shim starts a collection. */
+    uint32_t gc_sweep_epoch;
+    bool gc_pacing;
+    bool gc_due;
+    size_t gc_alloc_since;    /* atomic */
+    size_t gc_trigger;
     mcentral central[GCM_NUM_SPAN_CLASSES];
 } mheap;
 
@@ -53,6 +65,13 @@ bool gcm_mheap_resize_large(mspan *s, size_t size);
 /* Let every mcentral merge its announced remote frees (spans they empty go
  * back to the heap). Takes each mcentral.lock in turn. */
 void gcm_mheap_flush_pending(void);
+/* The requested-size array of small span s, allocated on first use (NULL
+ * when the OS has no memory). Takes mheap.lock the first time. */
+uint32_t *gcm_mheap_reqsizes(mspan *s);
+/* Call fn for every in-use span (small and large). mheap.lock held. */
+void gcm_mheap_each_span(void (*fn)(mspan *s, void *ctx), void *ctx);
+/* Pacing: count `bytes` handed out (see gc_pacing). */
+void gcm_mheap_note_alloc(size_t bytes);
 /* Return every free page to the OS; bytes released. */
 size_t gcm_mheap_scavenge_all(void);
 

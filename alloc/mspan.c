@@ -9,6 +9,7 @@
 
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
 uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never written) */
+uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes; /* atomic: totals for statistics */
 
 void mspan_release_cache(mspan *s) {
     uint64_t c = s->allocCache;
@@ -27,6 +28,9 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     s->nelems = (uint16_t)gcm_class_nelems[c];
     memset(s->allocBits, 0, s->nwords * sizeof(uint64_t));
     memset(s->gcmarkBits, 0, s->nwords * sizeof(uint64_t));
+    memset(s->scopeBits, 0, s->nwords * sizeof(uint64_t));
+    s->sweep_gen = s->swept_gen = 0;
+    s->reqsizes = NULL;
     if (s->nelems & 63) /* the bits past nelems read as allocated */
         s->allocBits[s->nwords - 1] = ~(uint64_t)0 << (s->nelems & 63);
     s->allocCount = 0;
@@ -45,6 +49,9 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->nelems = 1;
     s->allocBits[0] = ~(uint64_t)0; /* the one object, and padding */
     s->gcmarkBits[0] = 0;
+    s->scopeBits[0] = 0;
+    s->sweep_gen = s->swept_gen = 0;
+    s->reqsizes = NULL;
     s->allocCount = 1;
     s->reqsize = reqsize;
     s->xfree = XFREE_OWNED;
@@ -85,4 +92,29 @@ void mspan_merge_remote(mspan *s, uintptr_t list) {
 void mspan_take_remote(mspan *s) {
     uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
+}
+
+size_t mspan_sweep(mspan *s) {
+    uint32_t gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
+    size_t freed = 0;
+    for (size_t w = 0; w < s->nwords; w++) {
+        /* Garbage already freed by the program since the collection (or
+         * merged from the remote list) has its bit clear: skip it. */
+        uint64_t kill = GCM_LOAD(&s->gcmarkBits[w]) & GCM_LOAD(&s->allocBits[w]);
+        if (!kill) continue;
+        GCM_STORE(&s->allocBits[w], GCM_LOAD(&s->allocBits[w]) & ~kill);
+        freed += gcm_popcount64(kill);
+    }
+    GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - freed));
+    s->swept_gen = gen;
+    if (freed) {
+        __atomic_fetch_add(&gcm_sweep_freed_objects, freed, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&gcm_sweep_freed_bytes, freed * s->elemsize, __ATOMIC_RELAXED);
+    }
+    return freed;
+}
+
+void mspan_sweep_owned(mspan *s) {
+    if (mspan_has_remote(s)) mspan_take_remote(s);
+    mspan_sweep(s);
 }

@@ -83,7 +83,20 @@ typedef struct mspan {
     struct mspan *next, *prev;  /* mcentral partial/full list; mcentral.lock */
 
     uint64_t *allocBits;
+    /* The collector's bits (gc/mark.c, gc/sweep.c). While the world is
+     * stopped they are mark bits; when it restarts, each span's gcmarkBits
+     * hold its *garbage*: objects that were allocated and unmarked. The
+     * garbage is freed before the span hands out objects again, by whoever
+     * may write allocBits (the owner, or mcentral.lock holder when unowned):
+     * sweep_gen != swept_gen says it is still to do (mspan_sweep). The
+     * collector writes gcmarkBits and sweep_gen only with the world stopped,
+     * and never writes an owned span's allocation state: a stopped owner may
+     * be halfway through a free or a cache load. */
     uint64_t *gcmarkBits;
+    uint64_t *scopeBits;  /* gcm_malloc_scoped objects not yet freed or escaped (gc/scope.c); atomic */
+    uint32_t sweep_gen;   /* the collection whose garbage gcmarkBits hold */
+    uint32_t swept_gen;   /* the last collection swept; owner (or mcentral.lock) */
+    uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck mode; NULL if none */
     size_t reqsize;       /* large spans: the requested size (statistics) */
 } mspan;
 
@@ -179,21 +192,37 @@ GCM_INLINE bool mspan_has_remote(const mspan *s) {
 /* Owner: merge the remote-free list into allocBits. */
 void mspan_take_remote(mspan *s);
 
-/* Load the cache from allocBits[word], reserving its free objects. */
+/* Load the cache from allocBits[word], reserving its free objects. The
+ * cache is written before the bitmap word: a collector that stops the owner
+ * in between sees the objects free either way (bit clear, or bit set and
+ * cached), never allocated. Reserved objects are new: they are no longer
+ * scoped (the scoped object that held the slot was freed). */
 GCM_INLINE void mspan_set_cache(mspan *s, size_t word) {
     uint64_t *w = &s->allocBits[word];
     uint64_t free = ~GCM_LOAD(w);
     s->freeindex = (uint16_t)(word * 64);
     s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
     GCM_STORE(&s->cacheWord, w);
+    GCM_STORE(&s->allocCache, free);
     GCM_STORE(w, ~(uint64_t)0);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
-    GCM_STORE(&s->allocCache, free);
+    if (GCM_UNLIKELY(GCM_LOAD(&s->scopeBits[word]) & free)) __atomic_fetch_and(&s->scopeBits[word], ~free, __ATOMIC_RELAXED);
 }
 
-/* Owner: take remote frees, then load the cache from the first word with free
- * objects, starting at the current one. False when the span is full. */
+GCM_INLINE bool mspan_needs_sweep(const mspan *s) {
+    return GCM_LOAD(&s->sweep_gen) != s->swept_gen;
+}
+/* Free the garbage the last collection found in s (owner, or mcentral.lock
+ * with s unowned; remote frees already merged). Returns objects freed. */
+size_t mspan_sweep(mspan *s);
+/* Owner: merge remote frees, then sweep. */
+void mspan_sweep_owned(mspan *s);
+
+/* Owner: take remote frees and pending garbage, then load the cache from the
+ * first word with free objects, starting at the current one. False when the
+ * span is full. */
 GCM_INLINE bool mspan_refill_cache(mspan *s) {
+    if (GCM_UNLIKELY(mspan_needs_sweep(s))) mspan_sweep_owned(s);
     if (GCM_UNLIKELY(mspan_has_remote(s))) mspan_take_remote(s);
     if (s->allocCache) return true;
     if (s->allocCount >= s->nelems) return false;

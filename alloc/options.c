@@ -16,11 +16,20 @@
 extern char **environ;
 
 static const char *const stats_values[] = {"0", "1", "json", NULL};
+static const char *const gc_values[] = {"off", "collect", "leakcheck", NULL}; /* GCM_GC_* */
 
 const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
     [GCM_OPT_STATS] = {"STATS", GCM_OPT_ENUM, GCM_STATS_OFF, GCM_STATS_OFF, GCM_STATS_JSON, stats_values,
                        "print heap statistics on stderr at exit: 1 as text, json as one JSON object"},
     [GCM_OPT_VERBOSE] = {"VERBOSE", GCM_OPT_BOOL, 0, 0, 1, NULL, "print the effective settings on stderr at start"},
+    [GCM_OPT_GC] = {"GC", GCM_OPT_ENUM, 0, 0, 2, gc_values,
+                    "the collector: collect frees unreachable objects, leakcheck reports them at exit"},
+    [GCM_OPT_GC_PERCENT] = {"GC_PERCENT", GCM_OPT_INT, 100, -100000, 100000, NULL,
+                            "collect when the heap grew this many percent over the last live heap; negative: never by itself"},
+    [GCM_OPT_GC_SIGNAL] = {"GC_SIGNAL", GCM_OPT_INT, 61, 1, 64, NULL,
+                           "the signal that stops threads for a collection (default SIGRTMAX-3)"},
+    [GCM_OPT_GC_SCAN_MAPS] = {"GC_SCAN_MAPS", GCM_OPT_BOOL, 1, 0, 1, NULL,
+                              "the collector also scans the program's own anonymous memory (its mmap'ed areas)"},
 };
 
 static long values[GCM_OPT_COUNT];
@@ -143,7 +152,7 @@ void gcm_options_init(void) {
     /* Programs may close stderr on their way out (coreutils' close_stdout
      * does, in an atexit handler that runs before our destructor): keep a
      * copy of it for the exit report. */
-    if (values[GCM_OPT_STATS] != GCM_STATS_OFF) {
+    if (values[GCM_OPT_STATS] != GCM_STATS_OFF || values[GCM_OPT_GC] == 2 /* leakcheck */) {
         int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
         if (fd >= 0) report_fd = fd;
     }

@@ -11,6 +11,10 @@
 typedef enum gcm_option_id {
     GCM_OPT_STATS,   /* print statistics at exit: gcm_stats_mode */
     GCM_OPT_VERBOSE, /* print the effective settings at start */
+    GCM_OPT_GC,         /* the collector's mode: GCM_GC_OFF / COLLECT / LEAKCHECK */
+    GCM_OPT_GC_PERCENT, /* pacing, as Go's GOGC */
+    GCM_OPT_GC_SIGNAL,  /* the signal that stops threads for a collection */
+    GCM_OPT_GC_SCAN_MAPS, /* also scan the program's own anonymous mappings */
     GCM_OPT_COUNT
 } gcm_option_id;
 

@@ -10,6 +10,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,96 @@
 #include <time.h>
 #include <unistd.h>
 
-void *gcm_os_map(void *hint, size_t len) {
+/* ---- the registry of our own mappings ----
+ * Kept so that the collector, when it scans the process's anonymous memory
+ * for roots, can leave out gcmalloc's metadata (spans hold the addresses of
+ * their first objects, which are not references). A sorted-on-demand array
+ * of ranges in its own mapping; the lock is recursive because the collector
+ * holds it across a collection that may map memory itself. */
+typedef struct region {
+    uintptr_t lo, hi;
+} region;
+static pthread_mutex_t regions_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static region *regions;
+static size_t nregions, regions_cap;
+
+static void *raw_map(void *hint, size_t len) {
     int saved = errno; /* a failed reservation is not the caller's error */
     void *p = mmap(hint, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     errno = saved;
     return p == MAP_FAILED ? NULL : p;
+}
+
+static void raw_unmap(void *p, size_t len) {
+    int saved = errno;
+    munmap(p, len);
+    errno = saved;
+}
+
+static void region_add(uintptr_t lo, size_t len) {
+    pthread_mutex_lock(&regions_lock);
+    if (nregions == regions_cap) {
+        size_t ncap = regions_cap ? regions_cap * 2 : 1024;
+        region *n = raw_map(NULL, ncap * sizeof(region));
+        if (!n) gcm_fatal("out of memory for the mapping registry");
+        if (regions) {
+            memcpy(n, regions, nregions * sizeof(region));
+            raw_unmap(regions, regions_cap * sizeof(region));
+        }
+        regions = n;
+        regions_cap = ncap;
+    }
+    regions[nregions].lo = lo;
+    regions[nregions].hi = lo + len;
+    nregions++;
+    pthread_mutex_unlock(&regions_lock);
+}
+
+/* Remove [lo, lo + len) from the registry (it may cut a region in two). */
+static void region_del(uintptr_t lo, size_t len) {
+    uintptr_t hi = lo + len;
+    pthread_mutex_lock(&regions_lock);
+    for (size_t i = 0; i < nregions; i++) {
+        region r = regions[i];
+        if (r.hi <= lo || r.lo >= hi) continue;
+        if (r.lo < lo && r.hi > hi) { /* a hole in the middle */
+            regions[i].hi = lo;
+            pthread_mutex_unlock(&regions_lock);
+            region_add(hi, r.hi - hi);
+            return;
+        }
+        if (r.lo < lo) regions[i].hi = lo;
+        else if (r.hi > hi) regions[i].lo = hi;
+        else regions[i--] = regions[--nregions];
+    }
+    pthread_mutex_unlock(&regions_lock);
+}
+
+void gcm_os_regions_lock(void) { pthread_mutex_lock(&regions_lock); }
+void gcm_os_regions_unlock(void) { pthread_mutex_unlock(&regions_lock); }
+void gcm_os_regions_reinit(void) {
+    pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+    regions_lock = fresh;
+}
+size_t gcm_os_regions(const uintptr_t **pairs) {
+    *pairs = (const uintptr_t *)regions;
+    return nregions;
+}
+
+void *gcm_os_map(void *hint, size_t len) {
+    void *p = raw_map(hint, len);
+    if (p) region_add((uintptr_t)p, len);
+    return p;
+}
+
+void *gcm_os_remap(void *p, size_t old, size_t len) {
+    int saved = errno;
+    void *q = mremap(p, old, len, MREMAP_MAYMOVE);
+    errno = saved;
+    if (q == MAP_FAILED) return NULL;
+    region_del((uintptr_t)p, old);
+    region_add((uintptr_t)q, len);
+    return q;
 }
 
 void *gcm_os_map_aligned(size_t len, size_t align, void *hint) {
@@ -57,9 +143,8 @@ void *gcm_os_map_aligned(size_t len, size_t align, void *hint) {
 }
 
 void gcm_os_unmap(void *p, size_t len) {
-    int saved = errno;
-    munmap(p, len);
-    errno = saved;
+    raw_unmap(p, len);
+    region_del((uintptr_t)p, len);
 }
 
 void gcm_os_release(uintptr_t addr, size_t len) {

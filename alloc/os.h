@@ -16,6 +16,15 @@ void *gcm_os_map(void *hint, size_t len);
 /* Map `len` bytes aligned to `align` (a power of two >= page size), or NULL. */
 void *gcm_os_map_aligned(size_t len, size_t align, void *hint);
 void gcm_os_unmap(void *p, size_t len);
+/* mremap(MAYMOVE); NULL on failure (p stays mapped). */
+void *gcm_os_remap(void *p, size_t old, size_t len);
+/* Every mapping made here is registered, so that the collector can tell the
+ * process's memory from gcmalloc's own: gcm_os_regions gives n (lo, hi)
+ * pairs; hold the (recursive) registry lock while using them. */
+void gcm_os_regions_lock(void);
+void gcm_os_regions_unlock(void);
+void gcm_os_regions_reinit(void);
+size_t gcm_os_regions(const uintptr_t **pairs);
 /* Tell the kernel the pages' contents may be dropped; they read as zero after. */
 void gcm_os_release(uintptr_t addr, size_t len);
 

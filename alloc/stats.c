@@ -12,6 +12,37 @@
 #include <stdio.h>
 #include <string.h>
 
+gcm_gc_counters gcm_gc_stats;
+
+/* Objects of s that the last collection found unreachable and that its owner
+ * has not swept yet: they are free already, as far as statistics go. */
+static size_t pending_garbage(const mspan *s) {
+    if (!mspan_needs_sweep(s)) return 0;
+    size_t n = 0;
+    for (size_t w = 0; w < s->nwords; w++) n += gcm_popcount64(GCM_LOAD(&s->gcmarkBits[w]) & GCM_LOAD(&s->allocBits[w]));
+    return n;
+}
+
+typedef struct count_ctx {
+    struct gcm_stats *out;
+    gcm_class_stats *per;
+} count_ctx;
+
+static void count_span(mspan *s, void *arg) {
+    count_ctx *ctx = arg;
+    /* Objects reserved in an owner's cache are free (racy read). */
+    size_t objs = GCM_LOAD(&s->allocCount) - (size_t)gcm_popcount64(GCM_LOAD(&s->allocCache)) - pending_garbage(s);
+    unsigned c = s->spanclass >> 1;
+    ctx->out->allocated_objects += objs;
+    ctx->out->allocated_bytes += objs * s->elemsize;
+    if (c == 0) ctx->out->large_bytes += objs * s->elemsize;
+    if (ctx->per) {
+        ctx->per[c].spans++;
+        ctx->per[c].objects += objs;
+        ctx->per[c].span_bytes += s->npages << GCM_PAGE_SHIFT;
+    }
+}
+
 void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per) {
     memset(out, 0, sizeof *out);
     if (per) memset(per, 0, sizeof(gcm_class_stats) * GCM_NUM_SIZE_CLASSES);
@@ -19,28 +50,17 @@ void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per) {
     if (!__atomic_load_n(&h->ready, __ATOMIC_ACQUIRE)) return;
     gcm_mheap_flush_pending();
     gcm_lock_acquire(&h->lock);
-    for (uint32_t ai = 0; ai < h->pages.narenas; ai++) {
-        heapArena *a = h->pages.arenas[ai];
-        for (size_t w = 0; w < GCM_ARENA_BITMAP_WORDS; w++) {
-            for (uint64_t bits = a->page_in_use[w]; bits; bits &= bits - 1) {
-                mspan *s = a->spans[w * 64 + (size_t)__builtin_ctzll(bits)];
-                /* Objects reserved in an owner's cache are free (racy read). */
-                size_t objs = GCM_LOAD(&s->allocCount) - (size_t)gcm_popcount64(GCM_LOAD(&s->allocCache));
-                unsigned c = s->spanclass >> 1;
-                out->allocated_objects += objs;
-                out->allocated_bytes += objs * s->elemsize;
-                if (c == 0) out->large_bytes += objs * s->elemsize;
-                if (per) {
-                    per[c].spans++;
-                    per[c].objects += objs;
-                    per[c].span_bytes += s->npages << GCM_PAGE_SHIFT;
-                }
-            }
-        }
-    }
+    count_ctx ctx = {out, per};
+    gcm_mheap_each_span(count_span, &ctx);
     out->mapped_bytes = gcm_mheap_mapped_locked();
     out->released_bytes = h->pages.free_scav_pages << GCM_PAGE_SHIFT;
     out->peak_mapped_bytes = h->peak_mapped > out->mapped_bytes ? h->peak_mapped : out->mapped_bytes;
+    out->gc_cycles = gcm_gc_stats.cycles;
+    out->gc_pause_total_ns = gcm_gc_stats.pause_total_ns;
+    out->gc_pause_max_ns = gcm_gc_stats.pause_max_ns;
+    out->gc_last_live_bytes = gcm_gc_stats.last_live_bytes;
+    out->gc_freed_objects = GCM_LOAD(&gcm_sweep_freed_objects);
+    out->gc_freed_bytes = GCM_LOAD(&gcm_sweep_freed_bytes);
     gcm_lock_release(&h->lock);
 }
 
@@ -109,6 +129,11 @@ void gcm_stats_print(int fd) {
         human(r.st.peak_mapped_bytes).s);
     put(&o, "gcmalloc: allocated %s in %zu objects; large objects %s in %zu\n", human(r.st.allocated_bytes).s,
         r.st.allocated_objects, human(r.st.large_bytes).s, r.per[0].objects);
+    if (r.st.gc_cycles)
+        put(&o, "gcmalloc: gc %llu cycles, pauses %.3f ms total, %.3f ms max; last live %s; freed %s in %zu objects\n",
+            (unsigned long long)r.st.gc_cycles, (double)r.st.gc_pause_total_ns / 1e6,
+            (double)r.st.gc_pause_max_ns / 1e6, human(r.st.gc_last_live_bytes).s, human(r.st.gc_freed_bytes).s,
+            r.st.gc_freed_objects);
     put(&o, "gcmalloc: %6s %8s %8s %10s %12s %6s\n", "class", "size", "spans", "objects", "bytes", "frag%");
     for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
         if (r.per[c].spans == 0) continue;
@@ -128,9 +153,13 @@ void gcm_stats_print_json(int fd) {
     put(&o,
         "{\"heap\": {\"mapped\": %zu, \"in_use\": %zu, \"released\": %zu, \"peak_mapped\": %zu}, "
         "\"allocated\": {\"bytes\": %zu, \"objects\": %zu}, "
+        "\"gc\": {\"cycles\": %llu, \"pause_total_ns\": %llu, \"pause_max_ns\": %llu, \"last_live\": %zu, "
+        "\"freed_bytes\": %zu, \"freed_objects\": %zu}, "
         "\"large\": {\"spans\": %zu, \"objects\": %zu, \"bytes\": %zu, \"span_bytes\": %zu}, \"classes\": [",
         r.st.mapped_bytes, r.in_use, r.st.released_bytes, r.st.peak_mapped_bytes, r.st.allocated_bytes,
-        r.st.allocated_objects, r.per[0].spans, r.per[0].objects, r.st.large_bytes, r.per[0].span_bytes);
+        r.st.allocated_objects, (unsigned long long)r.st.gc_cycles, (unsigned long long)r.st.gc_pause_total_ns,
+        (unsigned long long)r.st.gc_pause_max_ns, r.st.gc_last_live_bytes, r.st.gc_freed_bytes,
+        r.st.gc_freed_objects, r.per[0].spans, r.per[0].objects, r.st.large_bytes, r.per[0].span_bytes);
     bool first = true;
     for (unsigned c = 1; c < GCM_NUM_SIZE_CLASSES; c++) {
         if (r.per[c].spans == 0) continue;

@@ -19,6 +19,16 @@ typedef struct gcm_class_stats {
     size_t span_bytes;  /* bytes of those spans */
 } gcm_class_stats;
 
+/* The collector's figures, written by gc/ at the end of each collection
+ * (under its lock) and copied into struct gcm_stats. */
+typedef struct gcm_gc_counters {
+    uint64_t cycles, pause_total_ns, pause_max_ns;
+    size_t last_live_bytes;
+} gcm_gc_counters;
+extern gcm_gc_counters gcm_gc_stats;
+/* Totals of objects freed by sweeps (alloc/mspan.c). */
+extern uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes;
+
 /* Fill *out (and per[0..66] when not NULL; per[0] is large objects). */
 void gcm_stats_read(struct gcm_stats *out, gcm_class_stats *per);
 /* Human-readable report on fd: the heap (mapped, in use, released, peak),
@@ -28,6 +38,8 @@ void gcm_stats_print(int fd);
 /* The same figures as one JSON object (one line), for tools:
  *   {"heap": {"mapped": B, "in_use": B, "released": B, "peak_mapped": B},
  *    "allocated": {"bytes": B, "objects": N},
+ *    "gc": {"cycles": N, "pause_total_ns": T, "pause_max_ns": T, "last_live": B,
+ *           "freed_bytes": B, "freed_objects": N},
  *    "large": {"spans": N, "objects": N, "bytes": B, "span_bytes": B},
  *    "classes": [{"class": C, "size": B, "spans": N, "objects": N,
  *                 "bytes": B, "span_bytes": B, "frag_pct": F}, ...]}

@@ -20,9 +20,13 @@
  * stopped inside a lock-free span operation (the fast path, a cache load, a
  * local free), so each of their spans is recounted from its bitmap first
  * (gcm_mcache_abandon); what they held reserved is lost to the child.
+ * The collector's locks are taken too (gc lock first, the thread registry
+ * last: see gc/stw.h), so that a fork never copies half a collection.
  * vfork and posix_spawn run no handlers and need none: the child only execs.
  */
 #include "shim.h"
+#include "gc/gc.h"
+#include "gc/stw.h"
 
 #include <pthread.h>
 #include <sys/single_threaded.h>
@@ -37,14 +41,20 @@ static void fork_prepare(void) {
     fork_locked = !__libc_single_threaded;
     if (!fork_locked) return;
     _IO_list_lock();
+    gcm_gc_fork_prepare();
     gcm_mcache_orphan_lock();
     gcm_mheap_lock_all();
+    gcm_os_regions_lock();
+    gcm_stw_lock();
 }
 
 static void fork_parent(void) {
     if (!fork_locked) return;
+    gcm_stw_unlock();
+    gcm_os_regions_unlock();
     gcm_mheap_unlock_all();
     gcm_mcache_orphan_unlock();
+    gcm_gc_fork_parent();
     _IO_list_unlock();
 }
 
@@ -52,7 +62,9 @@ static void fork_child(void) {
     /* glibc has reset its stdio list lock in the child already. */
     gcm_mheap_reinit_locks();
     gcm_mcache_orphan_reinit();
-    mcache *me = gcm_tls_mcache, *c = gcm_heap.allcaches;
+    gcm_os_regions_reinit();
+    gcm_gc_fork_child(); /* the registry keeps only this thread */
+    mcache *me = gcm_tls_own, *c = gcm_heap.allcaches;
     while (c) {
         mcache *next = c->next;
         if (c != me) gcm_mcache_abandon(c);

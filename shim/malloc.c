@@ -12,6 +12,8 @@
  */
 #include "shim.h"
 #include "alloc/stats.h"
+#include "gc/gc.h"
+#include "gc/scope.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -36,13 +38,19 @@ static bool cache_for_call(mcache **c) {
 
 static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     mcache *c;
-    return cache_for_call(&c) ? gcm_alloc(c, n, noscan) : NULL;
+    if (!cache_for_call(&c)) return NULL;
+    return gcm_shim_recorded(gcm_alloc(c, n, noscan), n);
 }
 
-/* A small request whose span cache is empty: refill (attaching the thread's
- * mcache on its first allocation). */
+/* A small request whose span cache is empty: start a collection if one is
+ * due, then refill (attaching the thread's mcache on its first allocation,
+ * and taking the slow path for everything while allocations are recorded). */
 static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
-    if (GCM_LIKELY(c != &gcm_empty_mcache)) return gcm_mcache_refill(c, spc);
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
+    if (GCM_LIKELY(c != &gcm_empty_mcache)) {
+        if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill(c, spc);
+        gcm_tls_mcache = &gcm_empty_mcache; /* detoured from now on */
+    }
     return malloc_slow(n, false);
 }
 
@@ -64,7 +72,8 @@ GCM_INLINE void do_free(void *p, const char *fn) {
 
 static void *do_calloc(size_t n, size_t size) {
     mcache *c;
-    return cache_for_call(&c) ? gcm_alloc_zeroed(c, n, size) : NULL;
+    if (!cache_for_call(&c)) return NULL;
+    return gcm_shim_recorded(gcm_alloc_zeroed(c, n, size), n * size);
 }
 
 static void *do_realloc(void *p, size_t n, const char *fn) {
@@ -73,13 +82,14 @@ static void *do_realloc(void *p, size_t n, const char *fn) {
         gcm_dealloc(p, fn);
         return NULL;
     }
-    return gcm_realloc_obj(gcm_thread_cache(), p, n, fn);
+    return gcm_shim_recorded(gcm_realloc_obj(gcm_thread_cache(), p, n, fn), n);
 }
 
 static void *do_aligned(size_t align, size_t n) {
     if (align <= GCM_MIN_ALIGN) return do_malloc(n);
     mcache *c;
-    return cache_for_call(&c) ? gcm_alloc_aligned(c, n, align) : NULL;
+    if (!cache_for_call(&c)) return NULL;
+    return gcm_shim_recorded(gcm_alloc_aligned(c, n, align), n);
 }
 
 /* memalign's rounding: a non-power-of-two alignment is rounded up. */
@@ -215,5 +225,15 @@ GCM_EXPORT void *gcm_realloc(void *p, size_t n) { return do_realloc(p, n, "gcm_r
 GCM_EXPORT void gcm_free(void *p) { do_free(p, "gcm_free()"); }
 GCM_EXPORT size_t gcm_usable_size(const void *p) { return p ? gcm_usable(p, "gcm_usable_size()") : 0; }
 GCM_EXPORT void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
+
+GCM_EXPORT void *gcm_malloc_scoped(size_t n) {
+    void *p = do_malloc(n);
+    if (p && !gcm_scope_track(p)) {
+        do_free(p, "gcm_malloc_scoped()");
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
 GCM_EXPORT void gcm_get_stats(struct gcm_stats *out) { gcm_stats_read(out, NULL); }
 GCM_EXPORT void gcm_print_stats(int fd) { gcm_stats_print(fd); }

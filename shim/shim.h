@@ -24,8 +24,23 @@ GCM_INLINE mcache *gcm_thread_cache(void) {
     return gcm_thread_attach();
 }
 
+/* The main thread's registration and the collector's set-up (start-up). */
+void gcm_gc_process_init(void);
+
 /* True once the heap exists (after the first allocation). */
 GCM_INLINE bool gcm_heap_ready(void) { return __atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE); }
+
+/* Leakcheck mode detours every allocation through the slow path, which
+ * records its requested size (mspan.reqsizes): the thread's fast-path mcache
+ * pointer is gcm_empty_mcache, its real one gcm_tls_own. Costs nothing when
+ * off: the fast path is unchanged, only slow paths test the flag. */
+extern bool gcm_shim_detour;
+void gcm_shim_set_detour(bool on);
+void gcm_shim_record(void *p, size_t size);
+GCM_INLINE void *gcm_shim_recorded(void *p, size_t size) {
+    if (GCM_UNLIKELY(gcm_shim_detour) && p) gcm_shim_record(p, size);
+    return p;
+}
 
 /* Register the fork handlers (called once from start-up). */
 void gcm_fork_init(void);

@@ -20,6 +20,7 @@
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/stats.h"
+#include "gc/gc.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -35,6 +36,7 @@ static void wait_for(int state) {
 static void thread_exit(void *arg) {
     mcache *c = arg;
     gcm_tls_mcache = &gcm_empty_mcache;
+    gcm_tls_own = NULL;
     gcm_tls_state = GCM_THREAD_EXITED;
     gcm_mcache_destroy(c);
 }
@@ -65,15 +67,21 @@ static void process_init(void) {
     gcm_options_init();
     pthread_key_create(&exit_key, thread_exit);
     gcm_fork_init();
+    gcm_gc_process_init();
     __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
 }
 
 mcache *gcm_thread_attach(void) {
     if (gcm_tls_state == GCM_THREAD_EXITED) return NULL;
+    if (gcm_tls_state == GCM_THREAD_ATTACHED) { /* detoured (leakcheck), or back from it */
+        if (!gcm_shim_detour) gcm_tls_mcache = gcm_tls_own;
+        return gcm_tls_own;
+    }
     if (!heap_init()) return NULL;
     mcache *c = gcm_mcache_create();
     if (!c) return NULL;
-    gcm_tls_mcache = c;
+    gcm_tls_own = c;
+    gcm_tls_mcache = gcm_shim_detour ? &gcm_empty_mcache : c;
     gcm_tls_state = GCM_THREAD_ATTACHED;
     process_init();
     pthread_setspecific(exit_key, c);
@@ -83,6 +91,7 @@ mcache *gcm_thread_attach(void) {
 /* GCMALLOC_STATS=1 / json: the report on stderr at exit. */
 __attribute__((destructor)) static void report_at_exit(void) {
     if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE) return;
+    if (gcm_gc_mode == GCM_GC_LEAKCHECK) gcm_gc_leakcheck(gcm_options_report_fd());
     long mode = gcm_option(GCM_OPT_STATS);
     if (mode == GCM_STATS_JSON)
         gcm_stats_print_json(gcm_options_report_fd());

@@ -44,6 +44,8 @@ static char *run_helper(const char *const *settings) {
     return r.err;
 }
 
+#define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=1 (default)\n"
+
 static void expect(const char *const *settings, const char *want) {
     char *err = run_helper(settings);
     cr_assert_str_eq(err, want, "with %s%s%s", settings[0], settings[1] ? " " : "", settings[1] ? settings[1] : "");
@@ -54,16 +56,18 @@ Test(options, valid_values_are_silent) {
     expect((const char *[]){"GCMALLOC_VERBOSE=0", "GCMALLOC_STATS=0", NULL}, "");
 }
 
-Test(options, gc_mode_is_not_silently_accepted_before_the_collector_exists) {
-    expect((const char *[]){"GCMALLOC_GC=collect", NULL},
-           "gcmalloc: warning: GCMALLOC_GC: unknown variable, ignored "
-           "(known: GCMALLOC_STATS, GCMALLOC_VERBOSE)\n");
+Test(options, gc_settings_are_accepted) {
+    expect((const char *[]){"GCMALLOC_GC=collect", "GCMALLOC_GC_PERCENT=-1", NULL}, "");
+    expect((const char *[]){"GCMALLOC_GC=sometimes", NULL},
+           "gcmalloc: warning: GCMALLOC_GC=sometimes: bad value (accepted: off, collect, leakcheck); "
+           "using the default, off\n");
 }
 
 Test(options, unknown_variable_warns_once) {
     expect((const char *[]){"GCMALLOC_STAT=1", NULL},
            "gcmalloc: warning: GCMALLOC_STAT: unknown variable, ignored "
-           "(known: GCMALLOC_STATS, GCMALLOC_VERBOSE)\n");
+           "(known: GCMALLOC_STATS, GCMALLOC_VERBOSE, GCMALLOC_GC, GCMALLOC_GC_PERCENT, GCMALLOC_GC_SIGNAL, "
+           "GCMALLOC_GC_SCAN_MAPS)\n");
 }
 
 Test(options, bad_values_warn_and_use_the_default) {
@@ -80,16 +84,16 @@ Test(options, bad_values_warn_and_use_the_default) {
 
 Test(options, verbose_prints_the_effective_settings) {
     char *err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", NULL});
-    cr_assert_str_eq(err, "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n");
+    cr_assert_str_eq(err, "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS);
     free(err);
     /* A bad value is warned about, then shown as its default. */
     err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", "GCMALLOC_STATS=2", NULL});
     cr_assert_str_eq(err,
                      "gcmalloc: warning: GCMALLOC_STATS=2: bad value (accepted: 0, 1, json); using the default, 0\n"
-                     "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n");
+                     "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS);
     free(err);
     err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", "GCMALLOC_STATS=json", NULL});
-    const char *want = "gcmalloc: GCMALLOC_STATS=json\ngcmalloc: GCMALLOC_VERBOSE=1\n{\"heap\": ";
+    const char *want = "gcmalloc: GCMALLOC_STATS=json\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS "{\"heap\": ";
     cr_assert(strncmp(err, want, strlen(want)) == 0, "%s", err);
     free(err);
 }

@@ -1,0 +1,42 @@
+/*
+ * mark.h - conservative marking.
+ *
+ * Any aligned word that points into an allocated object - its first byte or
+ * any byte inside it - marks that object (a bit in its span's gcmarkBits).
+ * The word is resolved the way free() resolves a pointer: arena index ->
+ * heapArena.spans[page] -> object index by multiplication. A word that points
+ * at a free slot, or at an object reserved in its owner's allocCache (not yet
+ * handed out), marks nothing: a stale word must not bring a dead slot back.
+ * A pointer one past the end of an object points into the next slot (or past
+ * the span) and does not keep the object alive.
+ *
+ * Marked objects are scanned in turn, from an explicit mark stack in OS
+ * memory that grows as needed (no recursion: a list of millions of nodes
+ * needs one stack entry at a time). Objects in noscan spans are marked but
+ * never scanned.
+ *
+ * Marking runs with the world stopped, by one thread, with the heap locks
+ * held; nothing here takes a lock or allocates from the heap.
+ */
+#ifndef GCM_MARK_H
+#define GCM_MARK_H
+
+#include "alloc/common.h"
+
+/* Prepare a marking pass: clear every span's mark bits, learn the heap's
+ * address range. False when the mark stack cannot be mapped. */
+bool gcm_mark_begin(void);
+/* Scan the words of [lo, hi) (any alignment) as roots. */
+void gcm_mark_range(uintptr_t lo, uintptr_t hi);
+/* Mark the object p points into, if any (a root held outside any range). */
+void gcm_mark_ptr(uintptr_t p);
+/* Scan everything reachable from what has been marked so far. */
+void gcm_mark_drain(void);
+/* Bytes and objects marked since gcm_mark_begin. */
+size_t gcm_mark_live_bytes(void);
+size_t gcm_mark_live_objects(void);
+/* Where the marker keeps its own state (not a root). */
+uintptr_t gcm_mark_state_lo(void);
+uintptr_t gcm_mark_state_hi(void);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * sweep.c - see sweep.h.
+ */
+#include "sweep.h"
+#include "alloc/malloc.h"
+#include "alloc/mheap.h"
+#include "alloc/os.h"
+#include "alloc/stats.h"
+
+#include <string.h>
+
+/* Unmarked large spans, found with the world stopped, freed after. */
+static mspan **large_garbage;
+static size_t nlarge, large_cap;
+
+typedef struct prep {
+    uint32_t gen;
+    size_t bytes;
+} prep;
+
+static void remember_large(mspan *s) {
+    if (nlarge == large_cap) {
+        size_t ncap = large_cap ? large_cap * 2 : 1024;
+        mspan **n = gcm_os_map(NULL, ncap * sizeof *n);
+        if (!n) return; /* freed by the next collection instead */
+        if (large_garbage) {
+            memcpy(n, large_garbage, nlarge * sizeof *n);
+            gcm_os_unmap(large_garbage, large_cap * sizeof *n);
+        }
+        large_garbage = n;
+        large_cap = ncap;
+    }
+    large_garbage[nlarge++] = s;
+}
+
+static void prepare_span(mspan *s, void *arg) {
+    prep *pr = arg;
+    if (mspan_is_large(s)) {
+        if ((s->allocBits[0] & 1) && !(s->gcmarkBits[0] & 1)) {
+            remember_large(s);
+            pr->bytes += s->elemsize;
+        }
+        return;
+    }
+    size_t garbage = 0;
+    for (size_t w = 0; w < s->nwords; w++) {
+        uint64_t alloc = GCM_LOAD(&s->allocBits[w]);
+        if (s->owner && s->cacheWord == &s->allocBits[w]) alloc &= ~s->allocCache;
+        if (w + 1 == s->nwords && (s->nelems & 63)) alloc &= ((uint64_t)1 << (s->nelems & 63)) - 1;
+        uint64_t g = alloc & ~s->gcmarkBits[w];
+        GCM_STORE(&s->gcmarkBits[w], g);
+        garbage += gcm_popcount64(g);
+    }
+    if (garbage) {
+        __atomic_store_n(&s->sweep_gen, pr->gen, __ATOMIC_RELEASE);
+        pr->bytes += garbage * s->elemsize;
+    }
+}
+
+size_t gcm_sweep_prepare(uint32_t gen) {
+    prep pr = {gen, 0};
+    nlarge = 0;
+    gcm_mheap_each_span(prepare_span, &pr);
+    GCM_STORE(&gcm_heap.gc_sweep_epoch, gcm_heap.gc_sweep_epoch + 1);
+    return pr.bytes;
+}
+
+void gcm_sweep_run(void) {
+    for (size_t i = 0; i < nlarge; i++) {
+        mspan *s = large_garbage[i];
+        uint64_t all = ~(uint64_t)0;
+        /* Unreachable, so the program cannot be freeing it; the CAS is the
+         * same claim free() makes, so the two could never both succeed. */
+        if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_RELAXED))
+            continue;
+        __atomic_fetch_add(&gcm_sweep_freed_objects, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&gcm_sweep_freed_bytes, s->elemsize, __ATOMIC_RELAXED);
+        gcm_mheap_free_span(s);
+    }
+    nlarge = 0;
+    for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) mcentral_sweep(&gcm_heap.central[i]);
+    if (gcm_tls_own) gcm_mcache_sweep(gcm_tls_own);
+}

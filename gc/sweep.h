@@ -1,0 +1,29 @@
+/*
+ * sweep.h - turning marks into free slots.
+ *
+ * With the world stopped, gcm_sweep_prepare turns every small span's mark
+ * bits into its garbage: gcmarkBits <- allocated & ~reserved & ~marked (Go's
+ * allocBits <- gcmarkBits, inverted, because our owners must apply it
+ * themselves), and bumps the span's sweep_gen. Nothing is freed yet: a
+ * stopped owner may be in the middle of a free or a cache load.
+ *
+ * When the world runs again, the garbage is freed by whoever may write the
+ * span's allocation state (alloc/mspan.h): the collector sweeps the spans
+ * the mcentrals hold (under their locks) and its own thread's; every other
+ * thread sweeps its own spans at its next refill (gcm_heap.gc_sweep_epoch);
+ * spans given back or taken are swept on the way. Statistics count unswept
+ * garbage as free, so they are exact as soon as gcm_collect returns.
+ * Large objects have no owner: the unmarked ones are freed by the collector
+ * after the restart, with the same compare-and-swap free() uses.
+ */
+#ifndef GCM_SWEEP_H
+#define GCM_SWEEP_H
+
+#include "alloc/common.h"
+
+/* World stopped, marking done: record the garbage. Returns its bytes. */
+size_t gcm_sweep_prepare(uint32_t gen);
+/* World running: free the garbage the collector itself may free. */
+void gcm_sweep_run(void);
+
+#endif
