@@ -26,6 +26,7 @@ bench:
 	@scripts/deps.sh bench
 	$(MAKE) build
 	/usr/bin/python3 bench/run.py --quick --gcmalloc $(CURDIR)/$(BUILD)/libgcmalloc.so
+	/usr/bin/python3 bench/gc_run.py --quick --bin $(CURDIR)/$(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)

@@ -136,8 +136,14 @@ GCM_INLINE unsigned gcm_popcount64(uint64_t x) {
 /* Fast path: the next free object of s, or NULL when the cache is used up.
  * Owner only. Touches nothing that free writes. */
 GCM_INLINE void *mspan_take(mspan *s, uint64_t c) { /* c = s->allocCache != 0 */
+    void *p = (void *)(s->cacheBase + (size_t)(unsigned)__builtin_ctzll(c) * s->elemsize);
+    /* p exists, in a register, before the object leaves the cache: a
+     * collector that stops this thread right after the store below finds p
+     * in its saved registers. The other order would leave an allocated
+     * object no word points to, and the collector would free it. */
+    __asm__ volatile("" : "+r"(p)::"memory");
     s->allocCache = c & (c - 1);
-    return (void *)(s->cacheBase + (size_t)(unsigned)__builtin_ctzll(c) * s->elemsize);
+    return p;
 }
 GCM_INLINE void *mspan_alloc_fast(mspan *s) {
     uint64_t c = s->allocCache;
