@@ -73,7 +73,7 @@ RAW_FIELDS = ["round", "workload", "collector", "command", "status", "error", "t
               "forced_pause_median_ms", "forced_wall_max_ms", "mark_rate_gbs", "build_s", "live_mb",
               "heap_live_mib", "self_hwm_kib", "checksum", "collector_lib"]
 SUMMARY_FIELDS = ["workload", "collector", "runs_ok", "runs_failed", "time_median_s", "time_min_s", "time_max_s",
-                  "rss_median_kib", "pause_max_median_ms", "pause_max_worst_ms", "pause_total_median_ms",
+                  "cpu_median_s", "rss_median_kib", "pause_max_median_ms", "pause_max_worst_ms", "pause_total_median_ms",
                   "gcs_median", "forced_pause_median_ms", "mark_rate_median_gbs", "live_mb",
                   "time_vs_boehm", "rss_vs_boehm", "pause_vs_boehm", "checksum", "checksum_ok"]
 
@@ -152,7 +152,10 @@ def summarize(runs, workloads, collectors):
             if ok:
                 times = [float(r["time_s"]) for r in ok]
                 pmax = [fnum(r["pause_max_ms"]) for r in ok if fnum(r["pause_max_ms"]) is not None]
+                cpu = [float(r["utime_s"]) + float(r["stime_s"]) for r in ok
+                       if fnum(r["utime_s"]) is not None and fnum(r["stime_s"]) is not None]
                 s.update(time_median_s=statistics.median(times), time_min_s=min(times), time_max_s=max(times),
+                         cpu_median_s=statistics.median(cpu) if cpu else None,
                          rss_median_kib=median_of(ok, "maxrss_kib"),
                          pause_max_median_ms=statistics.median(pmax) if pmax else None,
                          pause_max_worst_ms=max(pmax) if pmax else None,
@@ -238,7 +241,7 @@ def main_table(rows, workloads, collectors):
 
 
 def detail_table(rows):
-    head = ["workload", "collector", "runs", "time median (s)", "time min–max (s)", "peak RSS (MiB)",
+    head = ["workload", "collector", "runs", "time median (s)", "time min–max (s)", "CPU (s)", "peak RSS (MiB)",
             "max pause (ms)", "worst max pause (ms)", "total pause (ms)", "GCs", "forced pause median (ms)",
             "mark rate (GB/s)", "live (MiB)"]
     body = []
@@ -251,7 +254,8 @@ def detail_table(rows):
             continue
         rss = s.get("rss_median_kib")
         body.append([s["workload"], s["collector"], runs, fmt(s["time_median_s"]),
-                     "%.3f–%.3f" % (s["time_min_s"], s["time_max_s"]), fmt(rss / 1024 if rss else None, "%.1f"),
+                     "%.3f–%.3f" % (s["time_min_s"], s["time_max_s"]), fmt(s.get("cpu_median_s")),
+                     fmt(rss / 1024 if rss else None, "%.1f"),
                      fmt(s.get("pause_max_median_ms"), "%.2f"), fmt(s.get("pause_max_worst_ms"), "%.2f"),
                      fmt(s.get("pause_total_median_ms"), "%.1f"), fmt(s.get("gcs_median"), "%.0f"),
                      fmt(s.get("forced_pause_median_ms"), "%.2f"), fmt(s.get("mark_rate_median_gbs"), "%.3f"),
@@ -289,7 +293,7 @@ def machine_desc():
 
 NOTES = (
     "time: the program's own measured run (CLOCK_MONOTONIC, from after the collector's initialisation to "
-    "the end of its self-check); peak RSS: the child's ru_maxrss (through bench/tools/runone.c); max pause: "
+    "the end of its self-check); CPU: the whole process's user + system time (less sensitive than the time to a busy machine); peak RSS: the child's ru_maxrss (through bench/tools/runone.c); max pause: "
     "the longest collection of the run (gcmalloc: gcm_get_stats() gc_pause_max_ns; Boehm: GC_EVENT_START to "
     "GC_EVENT_END); all medians over rounds; ×Boehm: gcmalloc's median / Boehm's (lower is better; \"≤ Boehm\" "
     "is the issue's target). Mark rate (pause probe only): live bytes (the requested 32-byte nodes) / the "
