@@ -30,7 +30,6 @@ docs/gc.md (created with a heading and the markers if it does not exist).
 
 import argparse
 import atexit
-import csv
 import datetime
 import fnmatch
 import os
@@ -43,6 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import git_rev, machine_desc, render_table, write_csv
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -189,17 +190,6 @@ def fmt(x, f="%.3f"):
     return "" if x is None else f % x
 
 
-def render_table(head, body, right):
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-
-    def line(cells):
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2))
-                         for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(head), sep] + [line(r) for r in body])
-
-
 def main_table(rows, workloads, collectors):
     """One row per workload: both collectors side by side, ratios, mark rates."""
     get = {(s["workload"], s["collector"]): s for s in rows}
@@ -261,34 +251,6 @@ def detail_table(rows):
                      fmt(s.get("forced_pause_median_ms"), "%.2f"), fmt(s.get("mark_rate_median_gbs"), "%.3f"),
                      str(s.get("live_mb", ""))])
     return render_table(head, body, set(range(3, len(head))))
-
-
-def write_csv(path, fields, rows):
-    with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        wr.writeheader()
-        for r in rows:
-            wr.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()})
-
-
-def git_rev():
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except Exception:
-        return "?"
-
-
-def machine_desc():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return "%s, %d CPU(s) (%s), Linux %s" % (platform.node(), os.cpu_count() or 0, cpu, platform.release())
 
 
 NOTES = (
@@ -470,7 +432,7 @@ def main():
     tail = "Load average %.2f before, %.2f after; %.0f s in all." % (load0[0], load1[0], elapsed)
 
     raw_path = out_dir / ("%s-gc-raw.csv" % stamp)
-    write_csv(raw_path, RAW_FIELDS, runs)
+    write_csv(raw_path, RAW_FIELDS, runs, fmt_floats=True)
     complete = args.workloads == "all" and args.collectors == "all" and not interrupted
     md = "# GC benchmarks %s\n\n%s\n\n%s\n\n## Per collector\n\n%s\n\n%s %s\n" % (
         stamp, info, table, details, NOTES, tail)
@@ -478,7 +440,7 @@ def main():
         md += "\n## Problems\n\n" + "".join("- %s\n" % p.replace("\n", "\n  ") for p in problems)
     if complete:
         (out_dir / "gc-latest.md").write_text(md)
-        write_csv(out_dir / "gc-latest.csv", SUMMARY_FIELDS, rows)
+        write_csv(out_dir / "gc-latest.csv", SUMMARY_FIELDS, rows, fmt_floats=True)
     print()
     print(table)
     print()

@@ -41,7 +41,6 @@ there is built into build/bench/<name>) and add one row to WORKLOADS below.
 
 import argparse
 import atexit
-import csv
 import datetime
 import fnmatch
 import hashlib
@@ -59,6 +58,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import git_rev, machine_desc, render_table, write_csv
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -519,17 +520,6 @@ def fmt_value(v, unit):
     return "%.3f" % v
 
 
-def render_table(head, body, right):
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-
-    def line(cells):
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2))
-                         for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(head), sep] + [line(r) for r in body])
-
-
 def markdown_table(rows):
     has_final = any("rss_final_median_kib" in s for s in rows)
     head = ["workload", "allocator", "time median (s)", "time min–max (s)", "time ×best peer", "min ×best min",
@@ -580,36 +570,6 @@ def pivot_table(rows, allocators, first="benchmark", unit=""):
     body = [[w.split("/", 1)[1] if w.startswith(("micro/", "callgrind/")) else w] +
             [cells[w].get(a, "") for a in allocators] for w in order]
     return render_table(head, body, set(range(1, len(head))))
-
-
-def write_csv(path, fields, rows, fmt_floats=False):
-    with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        wr.writeheader()
-        for r in rows:
-            if fmt_floats:
-                r = {k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()}
-            wr.writerow(r)
-
-
-def git_rev():
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:
-        return "?"
-
-
-def machine_desc():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return "%s, %d CPU(s) (%s), Linux %s" % (platform.node(), os.cpu_count() or 0, cpu, platform.release())
 
 
 def callgrind_ir(outfile):

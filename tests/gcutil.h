@@ -36,19 +36,6 @@
 
 /* ---------------------------------------------------------------- child side */
 
-/* Fail the child: one line on stderr, then _exit(code). No stdio, no malloc. */
-#define CHILD_FAIL(code, ...)                                                                                 \
-    do {                                                                                                      \
-        dprintf(2, __VA_ARGS__);                                                                              \
-        dprintf(2, "\n");                                                                                     \
-        _exit(code);                                                                                          \
-    } while (0)
-
-#define CHILD_CHECK(cond, code, ...)                                                                          \
-    do {                                                                                                      \
-        if (!(cond))                                                                                          \
-            CHILD_FAIL(code, __VA_ARGS__);                                                                    \
-    } while (0)
 
 #define GCT_KEY ((uintptr_t)0x5a5aa5a5c3c3e1e1ULL)
 static inline uintptr_t gct_hide(const void *p) {

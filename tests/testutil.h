@@ -13,6 +13,8 @@
  *                    background, its output going to a log file.
  *   run_in_child()   fork; run a function in the child with stderr sent to a
  *                    pipe; report how the child ended and what it wrote.
+ *   CHILD_CHECK()    in a forked child: one line on stderr and _exit(code)
+ *   fork_many()      fork children in a row, each checked for exit 0 and hangs
  *   wait_timeout()   waitpid with a deadline (a deadlock fails the test
  *                    instead of hanging it).
  *   pat_fill() / pat_check()  fill a block with a pattern derived from its
@@ -29,6 +31,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +59,42 @@ static inline uint64_t tu_now_ms(void) {
 static inline void tu_sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+/* ---------------------------------------------------------------- child side */
+
+/* Fail the child: one line on stderr, then _exit(code). No stdio, no malloc. */
+#define CHILD_FAIL(code, ...)                                                                                 \
+    do {                                                                                                      \
+        dprintf(2, __VA_ARGS__);                                                                              \
+        dprintf(2, "\n");                                                                                     \
+        _exit(code);                                                                                          \
+    } while (0)
+
+#define CHILD_CHECK(cond, code, ...)                                                                          \
+    do {                                                                                                      \
+        if (!(cond))                                                                                          \
+            CHILD_FAIL(code, __VA_ARGS__);                                                                    \
+    } while (0)
+
+/* ------------------------------------------------- errors seen by threads */
+
+/* Worker threads count the problems they find and keep the first one's
+ * description; the test asserts tu_errors == 0 at the end. */
+static atomic_ulong tu_errors;
+static atomic_int tu_have_first;
+static char tu_first_error[512];
+
+static void tu_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+static void tu_error(const char *fmt, ...) {
+    atomic_fetch_add(&tu_errors, 1);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&tu_have_first, &expected, 1)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tu_first_error, sizeof tu_first_error, fmt, ap);
+        va_end(ap);
     }
 }
 
@@ -113,6 +154,42 @@ TU_FN const char *status_str(int st, char *buf, size_t n) {
     else
         snprintf(buf, n, "status 0x%x", st);
     return buf;
+}
+
+/* n times: fork, run child() in the child (which must exit by itself within
+ * alarm_s seconds: a deadlocked child is killed by its alarm or, at the
+ * latest, by the parent's deadline of wait_ms), and check that it exited 0.
+ * Counts failed and hung children; the first problem is described in first.
+ * stop_on_hang: give up after the first hung child. */
+typedef struct fork_tally {
+    int failures, hangs;
+    char first[160];
+} fork_tally;
+
+TU_FN fork_tally fork_many(int n, int (*child)(void), unsigned alarm_s, unsigned wait_ms, bool stop_on_hang) {
+    fork_tally t = {0, 0, ""};
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0, "fork failed");
+        if (pid == 0) {
+            alarm(alarm_s);
+            _exit(child());
+        }
+        int st;
+        if (wait_timeout(pid, wait_ms, &st) != 0) {
+            t.hangs++;
+            if (!t.first[0])
+                snprintf(t.first, sizeof t.first, "fork %d: the child hung (killed after %u s)", i, wait_ms / 1000);
+            if (stop_on_hang)
+                break;
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char s[64];
+            t.failures++;
+            if (!t.first[0])
+                snprintf(t.first, sizeof t.first, "fork %d: the child ended with %s", i, status_str(st, s, sizeof s));
+        }
+    }
+    return t;
 }
 
 /* ------------------------------------------------------------ buffers */

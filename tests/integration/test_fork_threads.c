@@ -115,31 +115,9 @@ static void stop_busy(pthread_t *t, int n) {
 Test(fork_threads, fork_while_threads_allocate, .timeout = 280) {
     pthread_t t[NBUSY];
     start_busy(t, NBUSY);
-    int failures = 0, hangs = 0;
-    char first[128] = "";
-    for (int i = 0; i < NFORKS; i++) {
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0, "fork failed");
-        if (pid == 0) {
-            alarm(30);
-            _exit(child_work());
-        }
-        int st;
-        if (wait_timeout(pid, 40000, &st) != 0) {
-            hangs++;
-            if (!first[0])
-                snprintf(first, sizeof first, "fork %d: child hung (killed after 40 s)", i);
-        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            char s[64];
-            failures++;
-            if (!first[0])
-                snprintf(first, sizeof first, "fork %d: child ended with %s", i, status_str(st, s, sizeof s));
-        }
-        if (hangs)
-            break;
-    }
+    fork_tally f = fork_many(NFORKS, child_work, 30, 40000, true);
     stop_busy(t, NBUSY);
-    cr_assert_eq(failures + hangs, 0, "%d children failed, %d hung; %s", failures, hangs, first);
+    cr_assert_eq(f.failures + f.hangs, 0, "%d children failed, %d hung; %s", f.failures, f.hangs, f.first);
 }
 
 /* The parent's heap is intact after all the forks: its own blocks keep their

@@ -31,35 +31,17 @@ struct obj {
     size_t align; /* the alignment asked for (16 for plain malloc) */
 };
 
-struct inbox {
-    pthread_mutex_t mu;
-    struct obj ring[INBOX_CAP];
-    unsigned head, count;
-};
+#include "inbox.h"
 
 struct stats {
     unsigned long ops, allocs, local_frees, remote_frees, sent, reallocs, aligned, large;
 };
 
 static struct inbox inboxes[NTHREADS];
-static atomic_ulong n_errors;
-static atomic_int have_msg;
-static char first_msg[512];
 static pthread_barrier_t barrier;
 static unsigned long g_ops;
 static struct stats tstats[NTHREADS];
 
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void report(const char *fmt, ...) {
-    atomic_fetch_add(&n_errors, 1);
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&have_msg, &expected, 1)) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(first_msg, sizeof first_msg, fmt, ap);
-        va_end(ap);
-    }
-}
 
 static size_t pick_size(uint64_t *rng) {
     uint64_t r = tu_rand(rng);
@@ -76,13 +58,13 @@ static size_t pick_size(uint64_t *rng) {
 
 static void check_obj(const struct obj *o, const char *when) {
     if (((uintptr_t)o->p & (o->align - 1)) != 0 || ((uintptr_t)o->p & 15) != 0)
-        report("%s: %p (size %zu) not aligned to %zu", when, o->p, o->size, o->align);
+        tu_error("%s: %p (size %zu) not aligned to %zu", when, o->p, o->size, o->align);
     size_t u = malloc_usable_size(o->p);
     if (u < o->size)
-        report("%s: %p usable size %zu < size %zu", when, o->p, u, o->size);
+        tu_error("%s: %p usable size %zu < size %zu", when, o->p, u, o->size);
     long bad = pat_check(o->p, o->size, SALT);
     if (bad >= 0)
-        report("%s: object %p of %zu bytes corrupted at offset %ld", when, o->p, o->size, bad);
+        tu_error("%s: object %p of %zu bytes corrupted at offset %ld", when, o->p, o->size, bad);
 }
 
 static int new_obj(struct obj *o, uint64_t *rng, struct stats *st) {
@@ -97,7 +79,7 @@ static int new_obj(struct obj *o, uint64_t *rng, struct stats *st) {
         if (p) {
             long nz = first_nonzero(p, n);
             if (nz >= 0)
-                report("calloc(1, %zu) = %p: byte %ld not zero", n, p, nz);
+                tu_error("calloc(1, %zu) = %p: byte %ld not zero", n, p, nz);
         }
     } else if (m < 80) {
         align = (size_t)16 << (tu_rand(rng) % 9); /* 16 .. 4096 */
@@ -118,7 +100,7 @@ static int new_obj(struct obj *o, uint64_t *rng, struct stats *st) {
         p = gcm_calloc(n, 1);
     }
     if (!p) {
-        report("allocation of %zu bytes (method %u) failed", n, m);
+        tu_error("allocation of %zu bytes (method %u) failed", n, m);
         return 0;
     }
     o->p = p;
@@ -137,46 +119,24 @@ static void do_realloc(struct obj *o, uint64_t *rng) {
     size_t oldn = o->size;
     void *q = (tu_rand(rng) & 1) ? realloc(o->p, n) : gcm_realloc(o->p, n);
     if (!q) {
-        report("realloc(%zu -> %zu) failed", oldn, n);
+        tu_error("realloc(%zu -> %zu) failed", oldn, n);
         return;
     }
     size_t keep = oldn < n ? oldn : n;
     long bad = pat_check_key(q, keep, old, oldn, SALT);
     if (bad >= 0)
-        report("realloc(%p, %zu -> %zu) = %p lost contents at offset %ld", (void *)old, oldn, n, q, bad);
+        tu_error("realloc(%p, %zu -> %zu) = %p lost contents at offset %ld", (void *)old, oldn, n, q, bad);
     o->p = q;
     o->size = n;
     o->align = 16;
     pat_fill(q, n, SALT);
 }
 
-static int send_obj(unsigned to, const struct obj *o) {
-    struct inbox *b = &inboxes[to];
-    int ok = 0;
-    pthread_mutex_lock(&b->mu);
-    if (b->count < INBOX_CAP) {
-        b->ring[(b->head + b->count) % INBOX_CAP] = *o;
-        b->count++;
-        ok = 1;
-    }
-    pthread_mutex_unlock(&b->mu);
-    return ok;
-}
+static int send_obj(unsigned to, const struct obj *o) { return inbox_send(&inboxes[to], o); }
 
 static void drain_inbox(unsigned me, struct stats *st) {
-    struct inbox *b = &inboxes[me];
     struct obj local[256];
-    for (;;) {
-        unsigned n = 0;
-        pthread_mutex_lock(&b->mu);
-        while (b->count && n < 256) {
-            local[n++] = b->ring[b->head];
-            b->head = (b->head + 1) % INBOX_CAP;
-            b->count--;
-        }
-        pthread_mutex_unlock(&b->mu);
-        if (!n)
-            return;
+    for (unsigned n; (n = inbox_take(&inboxes[me], local, 256)) != 0;) {
         for (unsigned i = 0; i < n; i++) {
             check_obj(&local[i], "remote free");
             free(local[i].p);
@@ -191,7 +151,7 @@ static void *worker(void *arg) {
     uint64_t rng = 0x9e3779b97f4a7c15ULL * (me + 1);
     struct obj *slots = calloc(SLOTS, sizeof *slots);
     if (!slots) {
-        report("calloc of the slot table failed");
+        tu_error("calloc of the slot table failed");
         return NULL;
     }
     for (unsigned long op = 0; op < g_ops; op++) {
@@ -240,8 +200,7 @@ static void run_stress(unsigned long ops) {
     g_ops = ops;
     memset(tstats, 0, sizeof tstats);
     for (int i = 0; i < NTHREADS; i++) {
-        pthread_mutex_init(&inboxes[i].mu, NULL);
-        inboxes[i].head = inboxes[i].count = 0;
+        inbox_init(&inboxes[i]);
     }
     pthread_barrier_init(&barrier, NULL, NTHREADS);
     pthread_t t[NTHREADS];
@@ -250,7 +209,7 @@ static void run_stress(unsigned long ops) {
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&barrier);
-    cr_assert_eq(atomic_load(&n_errors), 0, "%lu errors; first: %s", atomic_load(&n_errors), first_msg);
+    cr_assert_eq(atomic_load(&tu_errors), 0, "%lu errors; first: %s", atomic_load(&tu_errors), tu_first_error);
     struct stats sum = {0};
     for (int i = 0; i < NTHREADS; i++) {
         sum.ops += tstats[i].ops;
@@ -377,7 +336,7 @@ Test(stress, producers_and_consumers, .timeout = 240) {
         pthread_join(c[i], &r);
         total += (uintptr_t)r;
     }
-    cr_assert_eq(atomic_load(&n_errors), 0, "%lu errors; first: %s", atomic_load(&n_errors), first_msg);
+    cr_assert_eq(atomic_load(&tu_errors), 0, "%lu errors; first: %s", atomic_load(&tu_errors), tu_first_error);
     cr_assert_eq(total, (unsigned long)PC_PAIRS * PC_ITEMS);
     gcm_get_stats(&b);
     cr_assert_leq(b.allocated_bytes, a.allocated_bytes + (2 << 20),

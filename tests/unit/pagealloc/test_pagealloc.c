@@ -6,256 +6,18 @@
  * 64 MiB-aligned addresses; the page allocator never touches page memory. The
  * model is one byte per page (used, scavenged) plus the arena bases, with a
  * first fit that scans linearly and breaks runs at every arena boundary whose
- * bases are not adjacent. Summaries are checked against a bit-by-bit
- * recomputation from the bitmaps.
+ * bases are not adjacent (tests/pagealloc_model.h, shared with the fuzzer).
+ * Summaries are checked against a bit-by-bit recomputation from the bitmaps.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
 
-#include "alloc/pagealloc.h"
+#define PM_MAX_ARENAS 64
+#define PM_FAIL(...) cr_assert_fail(__VA_ARGS__)
+#include "tests/pagealloc_model.h"
 
-#define PPA ((uint64_t)GCM_PAGES_PER_ARENA)
-#define ABASE(k) ((uintptr_t)(0x100 + (k)) << GCM_ARENA_SHIFT) /* fake arena base */
-
-static void *xmap(size_t len) {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    cr_assert_neq(p, MAP_FAILED, "mmap %zu", len);
-    return p;
-}
-
-/* ---- release() recorder ---- */
-#define MAX_REL 65536
-static struct { uintptr_t addr; size_t len; } rel[MAX_REL];
-static size_t nrel;
-static void record_release(uintptr_t addr, size_t len) {
-    cr_assert_lt(nrel, MAX_REL, "too many release calls");
-    rel[nrel].addr = addr;
-    rel[nrel].len = len;
-    nrel++;
-}
-
-/* ---- the harness: allocator + model ---- */
-#define MAX_ARENAS_T 64
-typedef struct {
-    pageAlloc pa;
-    uintptr_t base[MAX_ARENAS_T];
-    bool contig[MAX_ARENAS_T]; /* model's own idea of contig_prev */
-    uint8_t *used, *scav;      /* model, one byte per page */
-    uint64_t npages;
-    uint64_t nfree, nfree_scav;
-} harness;
-
-static harness H;
-
-static void h_init(void) {
-    memset(&H, 0, sizeof H);
-    cr_assert(pa_init(&H.pa));
-    H.pa.release = record_release;
-    H.used = xmap(MAX_ARENAS_T * PPA);
-    H.scav = xmap(MAX_ARENAS_T * PPA);
-}
-
-static heapArena *fake_arena(uintptr_t base) {
-    heapArena *a = xmap(sizeof(heapArena));
-    a->base = base;
-    /* Garbage in the bitmaps: pa_grow must initialise them. */
-    memset(a->palloc, 0xa5, sizeof a->palloc);
-    memset(a->scav, 0x5a, sizeof a->scav);
-    return a;
-}
-
-static void h_grow(uintptr_t base) {
-    uint32_t k = H.pa.narenas;
-    cr_assert_lt(k, MAX_ARENAS_T);
-    heapArena *a = fake_arena(base);
-    cr_assert(pa_grow(&H.pa, a));
-    H.base[k] = base;
-    H.contig[k] = k > 0 && H.base[k - 1] + GCM_ARENA_SIZE == base;
-    cr_assert_eq(a->ordinal, k);
-    cr_assert_eq(a->contig_prev, H.contig[k], "arena %u contig_prev", k);
-    cr_assert_eq(H.pa.narenas, k + 1);
-    cr_assert_eq(H.pa.arenas[k], a);
-    memset(H.used + k * PPA, 0, PPA);
-    memset(H.scav + k * PPA, 1, PPA);
-    H.npages += PPA;
-    H.nfree += PPA;
-    H.nfree_scav += PPA;
-}
-
-/* Model: does a run continue from page q-1 into page q? */
-static bool m_joins(uint64_t q) { return q % PPA || H.contig[q / PPA]; }
-
-/* Model first fit for sizes sz[0..k) (ascending), plus the longest run. */
-static uint64_t m_scan(const uint64_t *sz, int k, uint64_t *out) {
-    uint64_t run = 0, start = 0, best = 0;
-    int idx = 0;
-    for (int i = 0; i < k; i++) out[i] = PA_NONE;
-    for (uint64_t q = 0; q < H.npages; q++) {
-        if (!m_joins(q)) run = 0;
-        if (H.used[q]) { run = 0; continue; }
-        if (run++ == 0) start = q;
-        if (run > best) best = run;
-        while (idx < k && run >= sz[idx]) out[idx++] = start;
-    }
-    return best;
-}
-
-static uint64_t m_find(uint64_t n) {
-    uint64_t r;
-    m_scan(&n, 1, &r);
-    return r;
-}
-
-/* Longest free, contiguous run starting at q (model). */
-static uint64_t m_run_from(uint64_t q) {
-    uint64_t n = 0;
-    while (q + n < H.npages && !H.used[q + n] && (n == 0 || m_joins(q + n))) n++;
-    return n;
-}
-
-static bool m_range_free(uint64_t p, uint64_t n) {
-    if (p > H.npages || n > H.npages - p) return false;
-    for (uint64_t q = p; q < p + n; q++)
-        if (H.used[q] || (q != p && !m_joins(q))) return false;
-    return true;
-}
-
-static bool bit(const uint64_t *bm, uint64_t q) { return (bm[q / 64] >> (q % 64)) & 1; }
-
-/* Bitmaps and counters equal the model. */
-static void check_bitmaps(const char *when) {
-    for (uint64_t q = 0; q < H.npages; q++) {
-        heapArena *a = H.pa.arenas[q / PPA];
-        if (bit(a->palloc, q % PPA) != H.used[q] || bit(a->scav, q % PPA) != H.scav[q])
-            cr_assert_fail("%s: page %lu palloc %d/%d scav %d/%d", when, (unsigned long)q,
-                           bit(a->palloc, q % PPA), H.used[q], bit(a->scav, q % PPA), H.scav[q]);
-    }
-}
-
-static void check_counters(const char *when) {
-    cr_assert_eq(H.pa.free_pages, H.nfree, "%s: free_pages", when);
-    cr_assert_eq(H.pa.free_scav_pages, H.nfree_scav, "%s: free_scav_pages", when);
-}
-
-/* Every summary equals a bit-by-bit recomputation from the bitmaps; entries
- * past the last arena must be zero. */
-static void check_summaries(const char *when) {
-    const pageAlloc *pa = &H.pa;
-    uint64_t total = (uint64_t)pa->narenas * PPA;
-    for (int l = 0; l < PA_LEVELS; l++) {
-        uint64_t width = (uint64_t)PA_CHUNK_PAGES << 3 * (PA_LEVELS - 1 - l);
-        uint64_t len = PA_MAX_ARENAS * (PPA / PA_CHUNK_PAGES) >> 3 * (PA_LEVELS - 1 - l);
-        uint64_t nent = (total + width - 1) / width + 2;
-        if (nent > len) nent = len;
-        for (uint64_t i = 0; i < nent; i++) {
-            uint64_t start = 0, max = 0, run = 0;
-            bool open = true;
-            for (uint64_t q = i * width; q < (i + 1) * width; q++) {
-                bool fr = q < total && !bit(pa->arenas[q / PPA]->palloc, q % PPA);
-                bool brk = q > i * width && q < total && q % PPA == 0 && !H.contig[q / PPA];
-                if (brk) run = 0, open = false;
-                if (!fr) { open = false; run = 0; if (q >= total) break; continue; }
-                run++;
-                if (open) start++;
-                if (run > max) max = run;
-            }
-            pa_sum s = pa->sum[l][i];
-            if (s.start != start || s.max != max || s.end != run)
-                cr_assert_fail("%s: sum[%d][%lu] = (%u,%u,%u), want (%lu,%lu,%lu)", when, l,
-                               (unsigned long)i, s.start, s.max, s.end, (unsigned long)start,
-                               (unsigned long)max, (unsigned long)run);
-        }
-    }
-}
-
-static void check_all(const char *when) {
-    check_counters(when);
-    check_bitmaps(when);
-    check_summaries(when);
-}
-
-/* pa_find agrees with the model for these sizes and around the longest run. */
-static void check_finds(uint64_t *sz, int k, const char *when) {
-    uint64_t want[16];
-    cr_assert_leq(k, 14);
-    /* insertion sort: m_scan wants ascending sizes */
-    for (int i = 1; i < k; i++)
-        for (int j = i; j > 0 && sz[j] < sz[j - 1]; j--) {
-            uint64_t t = sz[j]; sz[j] = sz[j - 1]; sz[j - 1] = t;
-        }
-    uint64_t best = m_scan(sz, k, want);
-    for (int i = 0; i < k; i++)
-        cr_assert_eq(pa_find(&H.pa, sz[i]), want[i], "%s: find(%lu)", when, (unsigned long)sz[i]);
-    if (best) cr_assert_eq(pa_find(&H.pa, best), m_find(best), "%s: find(longest %lu)", when, (unsigned long)best);
-    cr_assert_eq(pa_find(&H.pa, best + 1), PA_NONE, "%s: find(longest+1 = %lu)", when, (unsigned long)best + 1);
-}
-
-/* Model side of pa_alloc_range / pa_free_range. */
-static void do_alloc(uint64_t p, uint64_t n, const char *when) {
-    uint64_t sc = 0;
-    for (uint64_t q = p; q < p + n; q++) {
-        cr_assert(!H.used[q], "%s: model page %lu not free", when, (unsigned long)q);
-        sc += H.scav[q];
-        H.used[q] = 1;
-        H.scav[q] = 0;
-    }
-    cr_assert_eq(pa_alloc_range(&H.pa, p, n), sc, "%s: alloc_range(%lu,%lu) scavenged count", when,
-                 (unsigned long)p, (unsigned long)n);
-    H.nfree -= n;
-    H.nfree_scav -= sc;
-}
-
-static void do_free(uint64_t p, uint64_t n) {
-    for (uint64_t q = p; q < p + n; q++) H.used[q] = 0;
-    pa_free_range(&H.pa, p, n);
-    H.nfree += n;
-}
-
-/* Page-space number of an address (model bases). */
-static uint64_t addr_page(uintptr_t addr) {
-    for (uint32_t k = 0; k < H.pa.narenas; k++)
-        if (addr >= H.base[k] && addr < H.base[k] + GCM_ARENA_SIZE)
-            return k * PPA + ((addr - H.base[k]) >> GCM_PAGE_SHIFT);
-    cr_assert_fail("release of %#lx: not in any arena", (unsigned long)addr);
-    return 0;
-}
-
-/* pa_scavenge(keep) against the model: the release calls are maximal runs of
- * candidates (free, unscavenged), highest first, only the last may be cut
- * short at its low end; together they are exactly the model's top `need`. */
-static void do_scavenge(uint64_t keep, const char *when) {
-    uint64_t unscav = H.nfree - H.nfree_scav, need = unscav > keep ? unscav - keep : 0;
-    nrel = 0;
-    size_t got = pa_scavenge(&H.pa, keep);
-    cr_assert_eq(got, need, "%s: scavenge(%lu) returned", when, (unsigned long)keep);
-    uint64_t prev_lo = UINT64_MAX, sum = 0;
-    for (size_t i = 0; i < nrel; i++) {
-        cr_assert(rel[i].len > 0 && rel[i].len % GCM_PAGE_SIZE == 0);
-        uint64_t lo = addr_page(rel[i].addr), n = rel[i].len / GCM_PAGE_SIZE, hi = lo + n;
-        cr_assert_leq(hi, prev_lo, "%s: release %zu not below the previous one", when, i);
-        for (uint64_t q = lo; q < hi; q++) {
-            cr_assert(!H.used[q] && !H.scav[q], "%s: release %zu covers page %lu", when, i, (unsigned long)q);
-            cr_assert(q == lo || m_joins(q), "%s: release %zu crosses a gap at %lu", when, i, (unsigned long)q);
-            H.scav[q] = 1;
-        }
-        /* maximal at the top always, at the bottom unless it is the last */
-        if (hi < H.npages && m_joins(hi))
-            cr_assert(H.used[hi] || H.scav[hi], "%s: release %zu not maximal above", when, i);
-        if (i + 1 < nrel && lo > 0 && m_joins(lo))
-            cr_assert(H.used[lo - 1] || H.scav[lo - 1], "%s: release %zu not maximal below", when, i);
-        prev_lo = lo;
-        sum += n;
-    }
-    cr_assert_eq(sum, need, "%s: pages released", when);
-    /* the released pages are the `need` highest candidates: none above them left */
-    uint64_t lowest = nrel ? addr_page(rel[nrel - 1].addr) : H.npages;
-    for (uint64_t q = lowest; q < H.npages; q++)
-        cr_assert(H.used[q] || H.scav[q], "%s: candidate %lu above the released ones", when, (unsigned long)q);
-    H.nfree_scav += need;
-}
+static void h_grow(uintptr_t base) { pm_grow(xmap(sizeof(heapArena)), base); }
 
 /* ---- random sequences ---- */
 static uint64_t rng_state;
@@ -280,7 +42,7 @@ typedef struct { uint64_t p, n; } block;
 /* `bases` in arena units of ABASE; arenas[0..ninit) at start, the rest added
  * one by one at evenly spaced points of the sequence. */
 static void random_sequence(uint64_t seed, const unsigned *bases, unsigned ninit, unsigned nall, int nops) {
-    h_init();
+    pm_init();
     rng_state = seed;
     for (unsigned k = 0; k < ninit; k++) h_grow(ABASE(bases[k]));
     check_all("init");
@@ -379,7 +141,7 @@ Test(pagealloc_random, all_contiguous, .timeout = 120) {
 /* ---- targeted tests ---- */
 
 Test(pagealloc, empty_and_fresh_arenas) {
-    h_init();
+    pm_init();
     cr_assert_eq(pa_find(&H.pa, 1), PA_NONE);
     cr_assert_eq(H.pa.free_pages, 0);
     h_grow(ABASE(0));
@@ -400,7 +162,7 @@ Test(pagealloc, empty_and_fresh_arenas) {
 }
 
 Test(pagealloc, chunk_level_first_fit) {
-    h_init();
+    pm_init();
     h_grow(ABASE(0));
     do_alloc(0, PPA, "fill");
     /* holes of 3 at 100, 70 at 200 (crosses a word), 600 at 1000 (crosses a chunk) */
@@ -417,7 +179,7 @@ Test(pagealloc, chunk_level_first_fit) {
 }
 
 Test(pagealloc, scavenge_runs_and_counts) {
-    h_init();
+    pm_init();
     nrel = 0;
     h_grow(ABASE(0));
     h_grow(ABASE(1)); /* contiguous */
@@ -462,7 +224,7 @@ Test(pagealloc, scavenge_runs_and_counts) {
 }
 
 Test(pagealloc, scavenge_partial_keep) {
-    h_init();
+    pm_init();
     h_grow(ABASE(0));
     do_alloc(0, PPA, "all");
     do_free(10, 20);
@@ -503,7 +265,7 @@ Test(pagealloc, scavenge_partial_keep) {
 }
 
 Test(pagealloc, range_free_edges) {
-    h_init();
+    pm_init();
     h_grow(ABASE(0));
     h_grow(ABASE(1)); /* contiguous */
     h_grow(ABASE(5)); /* not */
@@ -594,13 +356,13 @@ Test(pagealloc, grow_many_arenas, .timeout = 120) {
 
 /* Misuse aborts instead of corrupting the summaries. */
 Test(pagealloc, double_alloc_aborts, .signal = SIGABRT) {
-    h_init();
+    pm_init();
     h_grow(ABASE(0));
     pa_alloc_range(&H.pa, 10, 5);
     pa_alloc_range(&H.pa, 14, 1);
 }
 Test(pagealloc, double_free_aborts, .signal = SIGABRT) {
-    h_init();
+    pm_init();
     h_grow(ABASE(0));
     pa_alloc_range(&H.pa, 10, 5);
     pa_free_range(&H.pa, 10, 6);
