@@ -18,6 +18,7 @@ check:
 	@scripts/deps.sh test
 	$(MAKE) build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	JOBS=$(JOBS) scripts/sanitize.sh
 
 run: build
 	$(BUILD)/gcmalloc --stats /usr/bin/python3 bench/programs/pyworkload.py

@@ -42,7 +42,7 @@ static void drain_pending(mcentral *c) {
     mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
     while (s) {
         mspan *next = s->pending_next;
-        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
+        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQ_REL);
         mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
         file_span(c, s);
         s = next;
@@ -96,7 +96,7 @@ void mcentral_uncache_span(mcentral *c, mspan *s) {
     /* Take the remote frees and switch to NOTIFY in one step: from here on a
      * remote free announces the span, and the drain (which needs this lock)
      * finds it filed. */
-    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
+    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQ_REL);
     GCM_STORE(&s->owner, NULL);
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
     file_span(c, s);

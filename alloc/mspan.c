@@ -75,7 +75,11 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn) {
         *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;
         uintptr_t st = old & XFREE_STATE;
         nw = (uintptr_t)p | (st == XFREE_NOTIFY ? XFREE_NOTIFIED : st);
-    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    /* Acquire-release: the push that announces the span writes its
+     * pending_next link (mcentral_notify), which the previous announcer wrote
+     * before a drain reset the state; the drain's exchange and this CAS order
+     * the two writes. */
     return (old & XFREE_STATE) == XFREE_NOTIFY;
 }
 

@@ -142,7 +142,7 @@ GCM_INLINE void *mspan_take(mspan *s, uint64_t c) { /* c = s->allocCache != 0 */
      * in its saved registers. The other order would leave an allocated
      * object no word points to, and the collector would free it. */
     __asm__ volatile("" : "+r"(p)::"memory");
-    s->allocCache = c & (c - 1);
+    GCM_STORE(&s->allocCache, c & (c - 1)); /* statistics read it from other threads */
     return p;
 }
 GCM_INLINE void *mspan_alloc_fast(mspan *s) {
@@ -176,6 +176,16 @@ GCM_INLINE bool mspan_is_allocated(const mspan *s, size_t idx, bool owner) {
     const uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t bit = (uint64_t)1 << (idx & 63);
     return (GCM_LOAD(w) & bit) && !(owner && mspan_in_cache(s, w, bit));
+}
+
+/* Objects of bitmap word w of small span s that are allocated - set in
+ * allocBits, not reserved in the owner's cache, not past nelems - as the
+ * collector sees them with the world stopped (or under mcentral.lock). */
+GCM_INLINE uint64_t mspan_allocated_word(const mspan *s, size_t w) {
+    uint64_t alloc = GCM_LOAD(&s->allocBits[w]);
+    if (s->owner && s->cacheWord == &s->allocBits[w]) alloc &= ~s->allocCache;
+    if (w + 1 == s->nwords && (s->nelems & 63)) alloc &= ((uint64_t)1 << (s->nelems & 63)) - 1;
+    return alloc;
 }
 
 /* Set up a fresh small span's bitmaps and cache (mheap, at creation). */

@@ -16,6 +16,7 @@
 extern char **environ;
 
 static const char *const stats_values[] = {"0", "1", "json", NULL};
+static const char *const scan_maps_values[] = {"0", "1", "auto", NULL}; /* gcm_scan_maps_mode */
 static const char *const gc_values[] = {"off", "collect", "leakcheck", NULL}; /* GCM_GC_* */
 
 const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
@@ -28,8 +29,9 @@ const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
                             "collect when the heap grew this many percent over the last live heap; negative: never by itself"},
     [GCM_OPT_GC_SIGNAL] = {"GC_SIGNAL", GCM_OPT_INT, 61, 1, 64, NULL,
                            "the signal that stops threads for a collection (default SIGRTMAX-3)"},
-    [GCM_OPT_GC_SCAN_MAPS] = {"GC_SCAN_MAPS", GCM_OPT_BOOL, 1, 0, 1, NULL,
-                              "the collector also scans the program's own anonymous memory (its mmap'ed areas)"},
+    [GCM_OPT_GC_SCAN_MAPS] = {"GC_SCAN_MAPS", GCM_OPT_ENUM, GCM_SCAN_MAPS_AUTO, 0, 2, scan_maps_values,
+                              "the collector also scans the program's own anonymous memory (its mmap'ed areas); "
+                              "auto: when GCMALLOC_GC=collect turned it on"},
 };
 
 static long values[GCM_OPT_COUNT];

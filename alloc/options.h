@@ -18,6 +18,8 @@ typedef enum gcm_option_id {
     GCM_OPT_COUNT
 } gcm_option_id;
 
+/* The values of GCMALLOC_GC_SCAN_MAPS. */
+enum gcm_scan_maps_mode { GCM_SCAN_MAPS_OFF, GCM_SCAN_MAPS_ON, GCM_SCAN_MAPS_AUTO };
 /* The values of GCMALLOC_STATS. */
 enum gcm_stats_mode { GCM_STATS_OFF, GCM_STATS_TEXT, GCM_STATS_JSON };
 

@@ -50,13 +50,22 @@ static void region_add(uintptr_t lo, size_t len) {
     if (nregions == regions_cap) {
         size_t ncap = regions_cap ? regions_cap * 2 : 1024;
         region *n = raw_map(NULL, ncap * sizeof(region));
-        if (!n) gcm_fatal("out of memory for the mapping registry");
+        if (!n) { /* unrecorded, the mapping is only scanned needlessly (retention, never a loss) */
+            pthread_mutex_unlock(&regions_lock);
+            return;
+        }
         if (regions) {
             memcpy(n, regions, nregions * sizeof(region));
+            for (size_t i = 0; i < nregions; i++) /* the old array's own entry */
+                if (n[i].lo == (uintptr_t)regions) n[i--] = n[--nregions];
             raw_unmap(regions, regions_cap * sizeof(region));
         }
         regions = n;
         regions_cap = ncap;
+        /* The array holds our mappings' addresses: it is one of them. */
+        regions[nregions].lo = (uintptr_t)n;
+        regions[nregions].hi = (uintptr_t)n + ncap * sizeof(region);
+        nregions++;
     }
     regions[nregions].lo = lo;
     regions[nregions].hi = lo + len;
@@ -95,10 +104,34 @@ size_t gcm_os_regions(const uintptr_t **pairs) {
     return nregions;
 }
 
+#ifdef GCMALLOC_FAULT_INJECTION
+/* Test builds only (tests/api/test_oom_inject.c compiles this file itself):
+ * after this many more successful mappings every mapping fails; -1: never. */
+long gcm_os_fail_after = -1;
+#endif
+
 void *gcm_os_map(void *hint, size_t len) {
+#ifdef GCMALLOC_FAULT_INJECTION
+    if (gcm_os_fail_after == 0) return NULL;
+    if (gcm_os_fail_after > 0) gcm_os_fail_after--;
+#endif
     void *p = raw_map(hint, len);
     if (p) region_add((uintptr_t)p, len);
     return p;
+}
+
+bool gcm_os_grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first) {
+    if (need <= *cap) return true;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need) ncap *= 2;
+    void *n = gcm_os_map(NULL, ncap * elem), *old = *arr;
+    if (!n) return false;
+    if (old) memcpy(n, old, *cap * elem);
+    __atomic_store_n(arr, n, __ATOMIC_RELEASE);
+    size_t oldcap = *cap;
+    *cap = ncap;
+    if (old) gcm_os_unmap(old, oldcap * elem);
+    return true;
 }
 
 void *gcm_os_remap(void *p, size_t old, size_t len) {

@@ -16,6 +16,12 @@ void *gcm_os_map(void *hint, size_t len);
 /* Map `len` bytes aligned to `align` (a power of two >= page size), or NULL. */
 void *gcm_os_map_aligned(size_t len, size_t align, void *hint);
 void gcm_os_unmap(void *p, size_t len);
+/* Grow an array kept in OS memory (metadata that must not live in the heap
+ * it describes) to hold at least `need` elements of `elem` bytes, doubling
+ * from `first`. The new copy is published in *arr (atomically) before the old
+ * one is unmapped, so a collector that stopped the owner half-way reads
+ * valid memory. False when the OS refuses (the array is unchanged). */
+bool gcm_os_grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first);
 /* mremap(MAYMOVE); NULL on failure (p stays mapped). */
 void *gcm_os_remap(void *p, size_t old, size_t len);
 /* Every mapping made here is registered, so that the collector can tell the

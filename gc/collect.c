@@ -50,14 +50,6 @@ static void set_trigger(size_t live) {
     GCM_STORE(&h->gc_pacing, gcm_gc_mode == GCM_GC_COLLECT && gc_percent >= 0);
 }
 
-/* Marking, in a frame of its own whose callee-saved registers are spilled to
- * the stack first: the caller's pointers in registers are roots too. */
-static GCM_NOINLINE void mark_all(void) {
-    __builtin_unwind_init();
-    gcm_roots_mark();
-    gcm_mark_drain();
-    __asm__ volatile("" ::: "memory");
-}
 
 /* One collection; gc_lock held. False when it could not run. */
 static bool cycle(cycle_kind kind) {
@@ -74,7 +66,10 @@ static bool cycle(cycle_kind kind) {
         return false;
     }
     bool ok = gcm_mark_begin();
-    if (ok) mark_all();
+    if (ok) {
+        gcm_roots_mark();
+        gcm_mark_drain();
+    }
     size_t live = gcm_mark_live_bytes();
     if (ok && kind == CYCLE_COLLECT) gcm_sweep_prepare(++gc_gen);
     if (ok && kind == CYCLE_LEAKS) gcm_leak_scan();
@@ -95,10 +90,25 @@ static bool cycle(cycle_kind kind) {
     return true;
 }
 
+/* Every way into a collection passes here. Its frame is where the collecting
+ * thread's own stack is scanned from: the caller's callee-saved registers are
+ * spilled into it first, and the collector's own frames below it - whose
+ * leftovers include heap addresses that are not references, such as arena
+ * bases - are left out. */
+static GCM_NOINLINE bool enter(cycle_kind kind) {
+    __builtin_unwind_init();
+    volatile uintptr_t top = 0;
+    gthread *me = gcm_tls_gthread;
+    if (me) me->sp = (uintptr_t)&top;
+    bool ok = cycle(kind);
+    __asm__ volatile("" ::: "memory");
+    return ok;
+}
+
 void gcm_gc_collect(void) {
     int saved = errno;
     gcm_lock_acquire(&gc_lock);
-    cycle(gcm_gc_mode == GCM_GC_COLLECT ? CYCLE_COLLECT : CYCLE_MARK);
+    enter(gcm_gc_mode == GCM_GC_COLLECT ? CYCLE_COLLECT : CYCLE_MARK);
     gcm_lock_release(&gc_lock);
     errno = saved;
 }
@@ -106,7 +116,7 @@ void gcm_gc_collect(void) {
 void gcm_gc_collect_due(void) {
     if (pthread_mutex_trylock(&gc_lock.m) != 0) return;
     int saved = errno;
-    if (GCM_LOAD(&gcm_heap.gc_due) && gcm_gc_mode == GCM_GC_COLLECT && !cycle(CYCLE_COLLECT))
+    if (GCM_LOAD(&gcm_heap.gc_due) && gcm_gc_mode == GCM_GC_COLLECT && !enter(CYCLE_COLLECT))
         set_trigger(GCM_LOAD(&gcm_heap.gc_trigger)); /* could not run: try again after as much again */
     gcm_lock_release(&gc_lock);
     errno = saved;
@@ -115,7 +125,7 @@ void gcm_gc_collect_due(void) {
 size_t gcm_gc_leakcheck(int fd) {
     gcm_lock_acquire(&gc_lock);
     size_t n = 0;
-    if (cycle(CYCLE_LEAKS)) {
+    if (enter(CYCLE_LEAKS)) {
         gcm_leak_print(fd);
         n = gcm_leak_scan_count();
     }

@@ -45,10 +45,7 @@ static void scan_span(mspan *s, void *ctx) {
         return;
     }
     for (size_t w = 0; w < s->nwords; w++) {
-        uint64_t alloc = s->allocBits[w];
-        if (s->owner && s->cacheWord == &s->allocBits[w]) alloc &= ~s->allocCache;
-        if (w + 1 == s->nwords && (s->nelems & 63)) alloc &= ((uint64_t)1 << (s->nelems & 63)) - 1;
-        for (uint64_t lost = alloc & ~s->gcmarkBits[w]; lost; lost &= lost - 1) {
+        for (uint64_t lost = mspan_allocated_word(s, w) & ~s->gcmarkBits[w]; lost; lost &= lost - 1) {
             size_t idx = w * 64 + (size_t)__builtin_ctzll(lost);
             uint32_t req = s->reqsizes ? s->reqsizes[idx] : 0;
             add(req ? req : s->elemsize);

@@ -9,6 +9,7 @@
 #include "alloc/mheap.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "include/gcmalloc.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,17 +40,7 @@ static size_t tls_static_size;
 static bool tls_known;
 
 static bool rs_push(rangeset *rs, uintptr_t lo, uintptr_t hi) {
-    if (rs->n == rs->cap) {
-        size_t ncap = rs->cap ? rs->cap * 2 : 256;
-        range *nr = gcm_os_map(NULL, ncap * sizeof(range));
-        if (!nr) return false;
-        if (rs->r) {
-            memcpy(nr, rs->r, rs->n * sizeof(range));
-            gcm_os_unmap(rs->r, rs->cap * sizeof(range));
-        }
-        rs->r = nr;
-        rs->cap = ncap;
-    }
+    if (!gcm_os_grow((void **)&rs->r, &rs->cap, rs->n + 1, sizeof(range), 256)) return false;
     rs->r[rs->n].lo = lo;
     rs->r[rs->n].hi = hi;
     rs->n++;
@@ -223,17 +214,7 @@ static bool read_maps(size_t *len) {
     if (fd < 0) return false;
     size_t n = 0;
     for (;;) {
-        if (maps_cap - n < 4096) {
-            size_t ncap = maps_cap ? maps_cap * 2 : ((size_t)256 << 10);
-            char *b = gcm_os_map(NULL, ncap);
-            if (!b) break;
-            if (maps_buf) {
-                memcpy(b, maps_buf, n);
-                gcm_os_unmap(maps_buf, maps_cap);
-            }
-            maps_buf = b;
-            maps_cap = ncap;
-        }
+        if (!gcm_os_grow((void **)&maps_buf, &maps_cap, n + 4096, 1, (size_t)256 << 10)) break;
         ssize_t got = read(fd, maps_buf + n, maps_cap - n);
         if (got <= 0) break;
         n += (size_t)got;
@@ -301,5 +282,6 @@ void gcm_roots_mark(void) {
     for (size_t i = 0; i < registered.n; i++) gcm_mark_range(registered.r[i].lo, registered.r[i].hi);
     gcm_stw_each(scan_thread, NULL);
     gcm_stw_mark_dead_dtvs();
-    if (gcm_option(GCM_OPT_GC_SCAN_MAPS)) scan_maps();
+    long maps = gcm_option(GCM_OPT_GC_SCAN_MAPS);
+    if (maps == GCM_SCAN_MAPS_ON || (maps == GCM_SCAN_MAPS_AUTO && gcm_option(GCM_OPT_GC) == GCM_GC_COLLECT)) scan_maps();
 }

@@ -4,25 +4,9 @@
 #include "scope.h"
 #include "mark.h"
 #include "alloc/malloc.h"
+#include "alloc/mheap.h"
 #include "alloc/os.h"
 
-#include <string.h>
-
-/* Grow an array of OS memory (never the heap: the collector reads it while
- * the heap is locked). The new copy is published before the old one goes, so
- * a collector that stopped this thread half-way reads valid memory. */
-static bool grow(void **arr, size_t *cap, size_t elem) {
-    size_t ncap = *cap ? *cap * 2 : 512;
-    void *n = gcm_os_map(NULL, ncap * elem);
-    if (!n) return false;
-    void *old = *arr;
-    if (old) memcpy(n, old, *cap * elem);
-    __atomic_store_n(arr, n, __ATOMIC_RELEASE);
-    size_t oldcap = *cap;
-    *cap = ncap;
-    if (old) gcm_os_unmap(old, oldcap * elem);
-    return true;
-}
 
 static gthread *self(const char *fn) {
     gthread *t = gcm_tls_gthread;
@@ -32,7 +16,7 @@ static gthread *self(const char *fn) {
 
 size_t gcm_scope_open(void) {
     gthread *t = self("gcm_scope_enter()");
-    if (t->scope_depth == t->scope_markcap && !grow((void **)&t->scope_marks, &t->scope_markcap, sizeof(size_t)))
+    if (!gcm_os_grow((void **)&t->scope_marks, &t->scope_markcap, t->scope_depth + 1, sizeof(size_t), 512))
         gcm_fatal("gcm_scope_enter(): out of memory");
     t->scope_marks[t->scope_depth] = t->scope_nobjs;
     return ++t->scope_depth;
@@ -51,7 +35,7 @@ static mspan *scope_bit(void *p, uint64_t **word, uint64_t *bit, size_t *idx) {
 bool gcm_scope_track(void *p) {
     gthread *t = gcm_tls_gthread;
     if (!t || t->scope_depth == 0) return true;
-    if (t->scope_nobjs == t->scope_objcap && !grow((void **)&t->scope_objs, &t->scope_objcap, sizeof(uintptr_t)))
+    if (!gcm_os_grow((void **)&t->scope_objs, &t->scope_objcap, t->scope_nobjs + 1, sizeof(uintptr_t), 512))
         return false;
     uint64_t *w, bit;
     size_t idx;
@@ -85,6 +69,7 @@ void gcm_scope_close(size_t token) {
         gcm_fatal_ptr("gcm_scope_exit()", "not an open scope: token", (void *)token, detail);
     }
     size_t from = t->scope_marks[token - 1];
+    bool remote = false;
     for (size_t i = t->scope_nobjs; i-- > from;) {
         void *p = (void *)t->scope_objs[i];
         uint64_t *w, bit;
@@ -96,8 +81,12 @@ void gcm_scope_close(size_t token) {
         if (mspan_is_large(s) ? (uintptr_t)p != s->base || !(GCM_LOAD(&s->allocBits[0]) & 1)
                               : !mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_own))
             continue;
+        remote |= GCM_LOAD(&s->owner) != gcm_tls_own;
         gcm_dealloc(p, "gcm_scope_exit()");
     }
+    /* Objects in spans this thread no longer holds went on remote-free lists:
+     * merge them now, so that they are free when the scope has exited. */
+    if (remote) gcm_mheap_flush_pending();
     __atomic_store_n(&t->scope_nobjs, from, __ATOMIC_RELEASE);
     t->scope_depth = token - 1;
 }

@@ -111,17 +111,7 @@ static void remember_dtv(uintptr_t tp) {
             dtvs[i].dtv = dtv;
             return;
         }
-    if (ndtvs == dtvs_cap) {
-        size_t ncap = dtvs_cap ? dtvs_cap * 2 : 256;
-        tcb_dtv *n = gcm_os_map(NULL, ncap * sizeof *n);
-        if (!n) return;
-        if (dtvs) {
-            memcpy(n, dtvs, ndtvs * sizeof *n);
-            gcm_os_unmap(dtvs, dtvs_cap * sizeof *n);
-        }
-        dtvs = n;
-        dtvs_cap = ncap;
-    }
+    if (!gcm_os_grow((void **)&dtvs, &dtvs_cap, ndtvs + 1, sizeof *dtvs, 256)) return;
     dtvs[ndtvs].tp = tp;
     dtvs[ndtvs].dtv = dtv;
     ndtvs++;
@@ -423,9 +413,7 @@ void gcm_stw_each(void (*fn)(gthread *t, void *ctx), void *ctx) {
     gthread *me = gcm_tls_gthread;
     uint32_t e = __atomic_load_n(&stw_epoch, __ATOMIC_RELAXED);
     for (gthread *t = reg_head; t; t = t->next) {
-        if (t == me) {
-            volatile uintptr_t here = 0;
-            t->sp = (uintptr_t)&here;
+        if (t == me) { /* sp: set where it entered the collector (gc/collect.c) */
             t->alt_lo = t->alt_hi = 0;
             fn(t, ctx);
         } else if (t->state == GT_STARTING ||

@@ -91,7 +91,8 @@ bool gcm_stw_stop(void);
 /* Restart them and release the registry lock. */
 void gcm_stw_start(void);
 /* With the world stopped: call fn for every thread whose stack must be
- * scanned (stopped ones, and the caller with sp = its current frame). */
+ * scanned (stopped ones, and the caller, whose sp the collector set where it
+ * entered). */
 void gcm_stw_each(void (*fn)(gthread *t, void *ctx), void *ctx);
 
 /* World stopped: mark the DTVs of exited threads (see stw.c). */

@@ -19,17 +19,8 @@ typedef struct prep {
 } prep;
 
 static void remember_large(mspan *s) {
-    if (nlarge == large_cap) {
-        size_t ncap = large_cap ? large_cap * 2 : 1024;
-        mspan **n = gcm_os_map(NULL, ncap * sizeof *n);
-        if (!n) return; /* freed by the next collection instead */
-        if (large_garbage) {
-            memcpy(n, large_garbage, nlarge * sizeof *n);
-            gcm_os_unmap(large_garbage, large_cap * sizeof *n);
-        }
-        large_garbage = n;
-        large_cap = ncap;
-    }
+    if (!gcm_os_grow((void **)&large_garbage, &large_cap, nlarge + 1, sizeof *large_garbage, 1024))
+        return; /* freed by the next collection instead */
     large_garbage[nlarge++] = s;
 }
 
@@ -44,10 +35,7 @@ static void prepare_span(mspan *s, void *arg) {
     }
     size_t garbage = 0;
     for (size_t w = 0; w < s->nwords; w++) {
-        uint64_t alloc = GCM_LOAD(&s->allocBits[w]);
-        if (s->owner && s->cacheWord == &s->allocBits[w]) alloc &= ~s->allocCache;
-        if (w + 1 == s->nwords && (s->nelems & 63)) alloc &= ((uint64_t)1 << (s->nelems & 63)) - 1;
-        uint64_t g = alloc & ~s->gcmarkBits[w];
+        uint64_t g = mspan_allocated_word(s, w) & ~s->gcmarkBits[w];
         GCM_STORE(&s->gcmarkBits[w], g);
         garbage += gcm_popcount64(g);
     }

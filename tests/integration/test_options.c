@@ -44,7 +44,7 @@ static char *run_helper(const char *const *settings) {
     return r.err;
 }
 
-#define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=1 (default)\n"
+#define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=auto (default)\n"
 
 static void expect(const char *const *settings, const char *want) {
     char *err = run_helper(settings);
