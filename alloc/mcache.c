@@ -132,7 +132,7 @@ void gcm_mcache_sweep(mcache *c) {
 
 /* The refill's result: the next object of s, whose cache was just loaded
  * (counted for the collector's pacing). */
-static void *take_loaded(mcache *c, mspan *s) {
+GCM_INLINE void *take_loaded(mcache *c, mspan *s) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) {
         c->alloc_bytes += (size_t)gcm_popcount64(s->allocCache) * s->elemsize;
         if (c->alloc_bytes >= ((size_t)64 << 10)) {
