@@ -87,7 +87,7 @@ void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
     }
     mcache *own = gcm_tls_own;
     if (own && GCM_LOAD(&s->owner) == own) { /* our own span, while detoured (see mcache.h) */
-        mspan_free_local(s, mspan_obj_index(s, (uintptr_t)p), fn);
+        mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)p), fn);
         *s->hasfree |= s->slotbit;
         return;
     }

@@ -62,7 +62,7 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
     mspan *s = gcm_lookup(p, &idx, fn);
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(GCM_LOAD(&s->owner) == c)) {
-        mspan_free_local(s, idx, fn);
+        mspan_free_owned(s, idx, fn);
         *s->hasfree |= s->slotbit; /* a retired span: tell the refill */
         return;
     }

@@ -148,7 +148,8 @@ void *gcm_mcache_refill(mcache *c, unsigned spc) {
     mspan *s = c->alloc[spc];
     /* Objects freed into the current span since its cache was loaded. (The
      * empty span has nelems 0 and fails this test.) */
-    if ((s->allocCount < s->nelems || mspan_has_remote(s)) && mspan_refill_cache(s)) return take_loaded(c, s);
+    if ((s->allocCount < s->nelems || s->freedCache || mspan_has_remote(s)) && mspan_refill_cache(s))
+        return take_loaded(c, s);
     /* A retired span the thread freed into. */
     for (unsigned m; (m = c->hasfree[spc]) != 0;) {
         unsigned k = (unsigned)__builtin_ctz(m);

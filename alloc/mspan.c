@@ -12,9 +12,10 @@ uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never
 uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes; /* atomic: totals for statistics */
 
 void mspan_release_cache(mspan *s) {
-    uint64_t c = s->allocCache;
+    uint64_t c = mspan_cached(s);
     if (!c) return;
     GCM_STORE(&s->allocCache, 0);
+    GCM_STORE(&s->freedCache, 0);
     GCM_STORE(s->cacheWord, GCM_LOAD(s->cacheWord) & ~c);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - gcm_popcount64(c)));
 }
@@ -35,7 +36,7 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
         s->allocBits[s->nwords - 1] = ~(uint64_t)0 << (s->nelems & 63);
     s->allocCount = 0;
     s->xfree = XFREE_OWNED;
-    s->allocCache = 0; /* loaded by the mcache that takes the span */
+    s->allocCache = s->freedCache = 0; /* loaded by the mcache that takes the span */
     s->cacheWord = &s->allocBits[0];
     s->freeindex = 0;
     s->cacheBase = s->base;
@@ -56,14 +57,19 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->reqsize = reqsize;
     s->xfree = XFREE_OWNED;
     s->cacheWord = &s->allocBits[0];
-    s->allocCache = 0;
+    s->allocCache = s->freedCache = 0;
 }
 
 void mspan_repair_orphaned(mspan *s) {
+    /* The cache is loaded only when empty, and every store to it is whole,
+     * so whatever the owner left cached are free objects of the word
+     * cacheWord names: either their bits are set (reserved) or the owner
+     * stopped before setting them. Either way they are free here. */
+    *s->cacheWord &= ~mspan_cached(s);
     size_t n = 0;
     for (size_t w = 0; w < s->nwords; w++) n += gcm_popcount64(s->allocBits[w]);
     if (s->nelems & 63) n -= 64 - (s->nelems & 63); /* padding bits */
-    s->allocCache = 0;
+    s->allocCache = s->freedCache = 0;
     s->allocCount = (uint16_t)n;
 }
 
@@ -105,6 +111,10 @@ size_t mspan_sweep(mspan *s) {
         /* Garbage already freed by the program since the collection (or
          * merged from the remote list) has its bit clear: skip it. */
         uint64_t kill = GCM_LOAD(&s->gcmarkBits[w]) & GCM_LOAD(&s->allocBits[w]);
+        /* The cached word's set bits include the reserved objects, and a
+         * garbage object the owner freed since went back into the cache
+         * (mspan_free_owned): neither is to be freed again. */
+        if (s->cacheWord == &s->allocBits[w]) kill &= ~mspan_cached(s);
         if (!kill) continue;
         GCM_STORE(&s->allocBits[w], GCM_LOAD(&s->allocBits[w]) & ~kill);
         freed += gcm_popcount64(kill);

@@ -31,7 +31,7 @@ typedef struct count_ctx {
 static void count_span(mspan *s, void *arg) {
     count_ctx *ctx = arg;
     /* Objects reserved in an owner's cache are free (racy read). */
-    size_t objs = GCM_LOAD(&s->allocCount) - (size_t)gcm_popcount64(GCM_LOAD(&s->allocCache)) - pending_garbage(s);
+    size_t objs = GCM_LOAD(&s->allocCount) - (size_t)gcm_popcount64(mspan_cached(s)) - pending_garbage(s);
     unsigned c = s->spanclass >> 1;
     ctx->out->allocated_objects += objs;
     ctx->out->allocated_bytes += objs * s->elemsize;

@@ -91,7 +91,7 @@ GCM_INLINE void mark_word(uintptr_t v) {
         if (idx >= s->nelems) return; /* the span's tail */
         uint64_t *w = &s->allocBits[idx >> 6], bit = (uint64_t)1 << (idx & 63);
         if (!(*w & bit)) return; /* a free slot */
-        if (s->owner && s->cacheWord == w && (s->allocCache & bit)) return; /* reserved, not handed out */
+        if (s->owner && s->cacheWord == w && (mspan_cached(s) & bit)) return; /* reserved, not handed out */
         obj = s->base + idx * s->elemsize;
     }
     uint64_t *m = &s->gcmarkBits[idx >> 6], mbit = (uint64_t)1 << (idx & 63);

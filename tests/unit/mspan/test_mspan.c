@@ -154,6 +154,95 @@ Test(mspan, release_cache_unreserves, .init = setup) {
     gcm_mheap_free_span(s);
 }
 
+/* An owner free into the cached word reserves the object again in
+ * freedCache (allocCount keeps counting it); when allocCache runs dry the
+ * refill hands it out again without searching the bitmap. */
+Test(mspan, owner_free_into_the_cached_word_is_reserved_again, .init = setup) {
+    unsigned c = gcm_size_class(96);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    void *a = mspan_alloc_fast(s), *b = mspan_alloc_fast(s);
+    uint16_t count = s->allocCount;
+    mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)b), "test");
+    mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)a), "test");
+    cr_assert_eq(s->allocCount, count, "freed into the cache: reserved, still counted");
+    cr_assert_eq(s->freedCache, 3);
+    cr_assert_not(mspan_is_allocated(s, 0, true));
+    cr_assert_eq(mspan_cached(s) & ~*s->cacheWord, 0, "cached objects are reserved in allocBits");
+    /* The rest of the word first, then the freed pair, then the next word. */
+    void *objs[128];
+    size_t n = 0;
+    while ((objs[n] = mspan_alloc_fast(s)) != NULL) n++;
+    cr_assert_eq(n, 62);
+    cr_assert(mspan_refill_cache(s));
+    cr_assert_eq(s->cacheWord, &s->allocBits[0], "the freed objects come back before the next word");
+    cr_assert_eq(mspan_alloc_fast(s), a);
+    cr_assert_eq(mspan_alloc_fast(s), b);
+    cr_assert_eq(s->freedCache, 0);
+    n = 2 + 62 + drain(s, objs);
+    cr_assert_eq(n, s->nelems);
+    /* An object outside the cached word is cleared in allocBits instead. */
+    size_t last = s->nelems - 1, first = 0;
+    mspan_free_owned(s, first, "test"); /* the cache now holds the last word */
+    cr_assert_neq(s->cacheWord, &s->allocBits[0]);
+    cr_assert_eq(s->allocBits[0] & 1, 0);
+    mspan_free_owned(s, last, "test");
+    cr_assert_eq(s->freedCache, (uint64_t)1 << (last & 63));
+    for (size_t i = 1; i < last; i++) mspan_free_local(s, i, "test");
+    mspan_release_cache(s);
+    cr_assert_eq(s->allocCount, 0);
+    gcm_mheap_free_span(s);
+}
+
+Test(mspan, owner_double_free_into_the_cache_is_caught, .init = setup, .signal = SIGABRT) {
+    unsigned c = gcm_size_class(32);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    cr_assert_not_null(mspan_alloc_fast(s));
+    mspan_free_owned(s, 0, "test");
+    mspan_free_owned(s, 0, "test");
+}
+
+/* The reused slot must not stay scoped (gc/scope.c), and a sweep must not
+ * free an object the owner already put back into the cache. */
+Test(mspan, reused_slot_drops_its_scope_bit_and_is_not_swept_again, .init = setup) {
+    unsigned c = gcm_size_class(64);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    cr_assert_not_null(mspan_alloc_fast(s));
+    cr_assert_not_null(mspan_alloc_fast(s));
+    s->scopeBits[0] = 1;
+    s->gcmarkBits[0] = 3;  /* garbage from a collection: objects 0 and 1 */
+    s->sweep_gen = s->swept_gen + 1;
+    mspan_free_owned(s, 0, "test"); /* the program freed garbage before the sweep */
+    cr_assert_eq(s->scopeBits[0], 0);
+    uint16_t count = s->allocCount;
+    cr_assert_eq(mspan_sweep(s), 1, "only object 1 is garbage still to free");
+    cr_assert_eq(s->allocCount, count - 1);
+    cr_assert_not(mspan_is_allocated(s, 1, true));
+    cr_assert_eq(s->freedCache & 1, 1, "object 0 stays in the cache");
+    mspan_release_cache(s);
+    cr_assert_eq(s->allocCount, 0);
+    gcm_mheap_free_span(s);
+}
+
+/* Fork child: a vanished owner's cache, freed objects included, is free. */
+Test(mspan, repair_gives_the_cache_back, .init = setup) {
+    unsigned c = gcm_size_class(64);
+    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
+    cr_assert(mspan_refill_cache(s));
+    void *a = mspan_alloc_fast(s);
+    cr_assert_not_null(mspan_alloc_fast(s));
+    mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)a), "test");
+    mspan_repair_orphaned(s);
+    cr_assert_eq(mspan_cached(s), 0);
+    cr_assert_eq(s->allocCount, 1);
+    cr_assert_not(mspan_is_allocated(s, 0, true));
+    cr_assert(mspan_is_allocated(s, 1, true));
+    mspan_free_local(s, 1, "test");
+    gcm_mheap_free_span(s);
+}
+
 Test(mspan, large_span_is_one_object, .init = setup) {
     mspan *s = gcm_mheap_alloc_large(100000, 0, false);
     cr_assert_eq(s->nelems, 1);
