@@ -98,12 +98,18 @@ static size_t fmt_frame(char *buf, size_t n, size_t cap, size_t k, uintptr_t pc)
     return gcm_fmt_str(buf, n, cap, ")\n");
 }
 
+/* "<a><x><b><y><c>": every line of the report is counts between words. */
+static size_t fmt_counts(char *buf, size_t cap, const char *a, size_t x, const char *b, size_t y, const char *c) {
+    size_t n = gcm_fmt_str(buf, 0, cap, a);
+    n = gcm_fmt_dec(buf, n, cap, x);
+    n = gcm_fmt_str(buf, n, cap, b);
+    n = gcm_fmt_dec(buf, n, cap, y);
+    return gcm_fmt_str(buf, n, cap, c);
+}
+
 static void print_group(int fd, const group *g) {
     char buf[4096];
-    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc:   ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, g->bytes);
-    n = gcm_fmt_str(buf, n, sizeof buf, " bytes in ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, g->count);
+    size_t n = fmt_counts(buf, sizeof buf, "gcmalloc:   ", g->bytes, " bytes in ", g->count, "");
     if (!by_stack) {
         n = gcm_fmt_str(buf, n, sizeof buf, " objects of ");
         n = gcm_fmt_dec(buf, n, sizeof buf, g->key);
@@ -119,11 +125,7 @@ static void print_group(int fd, const group *g) {
 
 void gcm_leak_print(int fd) {
     char buf[128];
-    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: leaks: ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, leak_objects);
-    n = gcm_fmt_str(buf, n, sizeof buf, " objects, ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, leak_bytes);
-    n = gcm_fmt_str(buf, n, sizeof buf, " bytes\n");
+    size_t n = fmt_counts(buf, sizeof buf, "gcmalloc: leaks: ", leak_objects, " objects, ", leak_bytes, " bytes\n");
     gcm_os_write(fd, buf, n);
     /* The largest groups by bytes: a selection, LEAK_SHOWN times. */
     bool shown[LEAK_GROUPS] = {false};
@@ -138,11 +140,8 @@ void gcm_leak_print(int fd) {
         print_group(fd, &groups[best]);
     }
     if (other_count) {
-        n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc:   ");
-        n = gcm_fmt_dec(buf, n, sizeof buf, other_bytes);
-        n = gcm_fmt_str(buf, n, sizeof buf, " bytes in ");
-        n = gcm_fmt_dec(buf, n, sizeof buf, other_count);
-        n = gcm_fmt_str(buf, n, sizeof buf, by_stack ? " objects of other stacks\n" : " objects of other sizes\n");
+        n = fmt_counts(buf, sizeof buf, "gcmalloc:   ", other_bytes, " bytes in ", other_count,
+                       by_stack ? " objects of other stacks\n" : " objects of other sizes\n");
         gcm_os_write(fd, buf, n);
     }
 }
