@@ -108,14 +108,14 @@ static int reqsize_pool(size_t nelems) {
     return k;
 }
 
-uint32_t *gcm_mheap_reqsizes(mspan *s) {
-    uint32_t *r = __atomic_load_n(&s->reqsizes, __ATOMIC_ACQUIRE);
+uint32_t *gcm_mheap_per_object(mspan *s, uint32_t **field) {
+    uint32_t *r = __atomic_load_n(field, __ATOMIC_ACQUIRE);
     if (r) return r;
     gcm_lock_acquire(&gcm_heap.lock);
-    r = s->reqsizes;
+    r = *field;
     if (!r) {
         r = gcm_fixalloc_alloc(&gcm_heap.reqalloc[reqsize_pool(s->nelems)]);
-        __atomic_store_n(&s->reqsizes, r, __ATOMIC_RELEASE);
+        __atomic_store_n(field, r, __ATOMIC_RELEASE);
     }
     gcm_lock_release(&gcm_heap.lock);
     return r;
@@ -224,6 +224,7 @@ void gcm_mheap_free_span(mspan *s) {
     s->state = SPAN_DEAD;
     gcm_fixalloc_free(&h->bitsalloc[bits_pool(s->nwords)], s->allocBits);
     if (s->reqsizes) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->reqsizes);
+    if (s->stackids) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->stackids);
     gcm_fixalloc_free(&h->spanalloc, s);
     scavenge_maybe();
     gcm_lock_release(&h->lock);

@@ -19,7 +19,7 @@
 #include "pagealloc.h"
 
 #define GCM_BITS_POOLS 5    /* span bitmaps (alloc, mark, scope) of 1, 2, 4, 8, 16 words */
-#define GCM_REQSIZE_POOLS 7 /* requested-size arrays of 64 B .. 4 KiB */
+#define GCM_REQSIZE_POOLS 7 /* per-object arrays (requested sizes, stack ids) of 64 B .. 4 KiB */
 
 typedef struct mheap {
     gcm_lock lock;
@@ -65,9 +65,10 @@ bool gcm_mheap_resize_large(mspan *s, size_t size);
 /* Let every mcentral merge its announced remote frees (spans they empty go
  * back to the heap). Takes each mcentral.lock in turn. */
 void gcm_mheap_flush_pending(void);
-/* The requested-size array of small span s, allocated on first use (NULL
- * when the OS has no memory). Takes mheap.lock the first time. */
-uint32_t *gcm_mheap_reqsizes(mspan *s);
+/* A per-object uint32_t array of small span s - field is &s->reqsizes or
+ * &s->stackids - allocated on first use (NULL when the OS has no memory).
+ * Takes mheap.lock the first time. */
+uint32_t *gcm_mheap_per_object(mspan *s, uint32_t **field);
 /* Call fn for every in-use span (small and large). mheap.lock held. */
 void gcm_mheap_each_span(void (*fn)(mspan *s, void *ctx), void *ctx);
 /* Pacing: count `bytes` handed out (see gc_pacing). */

@@ -31,7 +31,7 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     memset(s->gcmarkBits, 0, s->nwords * sizeof(uint64_t));
     memset(s->scopeBits, 0, s->nwords * sizeof(uint64_t));
     s->sweep_gen = s->swept_gen = 0;
-    s->reqsizes = NULL;
+    s->reqsizes = s->stackids = NULL;
     if (s->nelems & 63) /* the bits past nelems read as allocated */
         s->allocBits[s->nwords - 1] = ~(uint64_t)0 << (s->nelems & 63);
     s->allocCount = 0;
@@ -52,7 +52,8 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->gcmarkBits[0] = 0;
     s->scopeBits[0] = 0;
     s->sweep_gen = s->swept_gen = 0;
-    s->reqsizes = NULL;
+    s->reqsizes = s->stackids = NULL;
+    s->stackid = 0;
     s->allocCount = 1;
     s->reqsize = reqsize;
     s->xfree = XFREE_OWNED;

@@ -105,6 +105,11 @@ typedef struct mspan {
     uint32_t swept_gen;   /* the last collection swept; owner (or mcentral.lock) */
     uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck mode; NULL if none */
     size_t reqsize;       /* large spans: the requested size (statistics) */
+    /* Allocation stack ids (gc/stacks.h), recorded with reqsizes when
+     * GCMALLOC_LEAKCHECK_STACKS is on: per object for a small span (NULL if
+     * none), stackid for a large one; 0 = none. */
+    uint32_t *stackids;
+    uint32_t stackid;
 } mspan;
 
 /* A span with no free objects that belongs to nobody: every slot of an

@@ -15,6 +15,7 @@ typedef enum gcm_option_id {
     GCM_OPT_GC_PERCENT, /* pacing, as Go's GOGC */
     GCM_OPT_GC_SIGNAL,  /* the signal that stops threads for a collection */
     GCM_OPT_GC_SCAN_MAPS, /* also scan the program's own anonymous mappings */
+    GCM_OPT_LEAKCHECK_STACKS, /* leakcheck records allocation call stacks (gc/stacks.h) */
     GCM_OPT_COUNT
 } gcm_option_id;
 

@@ -5,9 +5,11 @@
  * and unmarked is a leak: nothing the program can reach points to it, and it
  * was never freed. Leaks are counted by their requested size - recorded per
  * object while leakcheck mode is on (mspan.reqsizes), the usable size
- * otherwise - and grouped by it. The report's first line is exactly
+ * otherwise - and grouped by it, or by allocation stack when stacks are
+ * recorded (stacks.h). The report's first line is exactly
  *   gcmalloc: leaks: <N> objects, <B> bytes
- * followed by the largest groups.
+ * followed by the largest groups, each stack's frames as
+ *       #k 0xPC func+0xOFF (module)
  */
 #ifndef GCM_LEAK_H
 #define GCM_LEAK_H

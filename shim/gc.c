@@ -16,6 +16,7 @@
 #include "alloc/os.h"
 #include "gc/gc.h"
 #include "gc/scope.h"
+#include "gc/stacks.h"
 #include "gc/stw.h"
 
 #include <dlfcn.h>
@@ -29,15 +30,26 @@
 bool gcm_shim_detour;
 
 void gcm_shim_set_detour(bool on) {
+    /* The stack table is mapped here, never from inside an allocation. */
+    if (on && gcm_option(GCM_OPT_LEAKCHECK_STACKS)) gcm_stacks_enable();
     __atomic_store_n(&gcm_shim_detour, on, __ATOMIC_RELAXED);
     if (on && gcm_tls_mcache != &gcm_empty_mcache) gcm_tls_mcache = &gcm_empty_mcache;
 }
 
-void gcm_shim_record(void *p, size_t size) {
+GCM_STACK_SKIP void gcm_shim_record(void *p, size_t size) {
     mspan *s = gcm_span_of((uintptr_t)p);
-    if (!s || mspan_is_large(s)) return; /* a large span records its own size */
-    uint32_t *r = gcm_mheap_reqsizes(s);
-    if (r) r[mspan_obj_index(s, (uintptr_t)p)] = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+    if (!s) return;
+    uint32_t stack = GCM_LOAD(&gcm_stacks_on) ? gcm_stack_capture() : 0;
+    if (mspan_is_large(s)) { /* a large span records its own size */
+        s->stackid = stack;
+        return;
+    }
+    size_t idx = mspan_obj_index(s, (uintptr_t)p);
+    uint32_t *r = gcm_mheap_per_object(s, &s->reqsizes);
+    if (r) r[idx] = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+    /* 0 too when the span has ids: the slot may hold a freed object's. */
+    r = stack ? gcm_mheap_per_object(s, &s->stackids) : GCM_LOAD_ACQ(&s->stackids);
+    if (r) r[idx] = stack;
 }
 
 void gcm_gc_process_init(void) {

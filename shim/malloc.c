@@ -14,6 +14,7 @@
 #include "alloc/stats.h"
 #include "gc/gc.h"
 #include "gc/scope.h"
+#include "gc/stacks.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -24,7 +25,10 @@
 
 /* The implementations. Exported functions call these, never each other:
  * a call from one exported function to another would go through the PLT and
- * could reach another allocator's function when gcmalloc is dlopen'ed. */
+ * could reach another allocator's function when gcmalloc is dlopen'ed.
+ * GCM_STACK_SKIP marks every function between a program's allocation call
+ * and the recording of its stack (gc/stacks.h): leak reports leave their
+ * frames out. */
 
 /* The calling thread's mcache for a slow-path call; false: no heap at all. */
 static bool cache_for_call(mcache **c) {
@@ -36,7 +40,7 @@ static bool cache_for_call(mcache **c) {
     return true;
 }
 
-static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     mcache *c;
     if (!cache_for_call(&c)) return NULL;
     return gcm_shim_recorded(gcm_alloc(c, n, noscan), n);
@@ -45,7 +49,7 @@ static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
 /* A small request whose span cache is empty: start a collection if one is
  * due, then refill (attaching the thread's mcache on its first allocation,
  * and taking the slow path for everything while allocations are recorded). */
-static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
     if (GCM_LIKELY(c != &gcm_empty_mcache)) {
         if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill(c, spc);
@@ -70,13 +74,13 @@ GCM_INLINE void do_free(void *p, const char *fn) {
     if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, fn);
 }
 
-static void *do_calloc(size_t n, size_t size) {
+GCM_STACK_SKIP static void *do_calloc(size_t n, size_t size) {
     mcache *c;
     if (!cache_for_call(&c)) return NULL;
     return gcm_shim_recorded(gcm_alloc_zeroed(c, n, size), n * size);
 }
 
-static void *do_realloc(void *p, size_t n, const char *fn) {
+GCM_STACK_SKIP static void *do_realloc(void *p, size_t n, const char *fn) {
     if (p == NULL) return do_malloc(n);
     if (n == 0) {
         gcm_dealloc(p, fn);
@@ -85,7 +89,7 @@ static void *do_realloc(void *p, size_t n, const char *fn) {
     return gcm_shim_recorded(gcm_realloc_obj(gcm_thread_cache(), p, n, fn), n);
 }
 
-static void *do_aligned(size_t align, size_t n) {
+GCM_STACK_SKIP static void *do_aligned(size_t align, size_t n) {
     if (align <= GCM_MIN_ALIGN) return do_malloc(n);
     mcache *c;
     if (!cache_for_call(&c)) return NULL;
@@ -93,7 +97,7 @@ static void *do_aligned(size_t align, size_t n) {
 }
 
 /* memalign's rounding: a non-power-of-two alignment is rounded up. */
-static void *do_memalign(size_t align, size_t n) {
+GCM_STACK_SKIP static void *do_memalign(size_t align, size_t n) {
     if (!gcm_is_pow2(align) && align > GCM_MIN_ALIGN) {
         if (align > ((size_t)1 << 62)) {
             errno = ENOMEM;
@@ -104,12 +108,12 @@ static void *do_memalign(size_t align, size_t n) {
     return do_aligned(align, n);
 }
 
-GCM_EXPORT void *malloc(size_t n) { return do_malloc(n); }
+GCM_EXPORT GCM_STACK_SKIP void *malloc(size_t n) { return do_malloc(n); }
 GCM_EXPORT void free(void *p) { do_free(p, "free()"); }
-GCM_EXPORT void *calloc(size_t n, size_t size) { return do_calloc(n, size); }
-GCM_EXPORT void *realloc(void *p, size_t n) { return do_realloc(p, n, "realloc()"); }
+GCM_EXPORT GCM_STACK_SKIP void *calloc(size_t n, size_t size) { return do_calloc(n, size); }
+GCM_EXPORT GCM_STACK_SKIP void *realloc(void *p, size_t n) { return do_realloc(p, n, "realloc()"); }
 
-GCM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
+GCM_EXPORT GCM_STACK_SKIP void *reallocarray(void *p, size_t n, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
@@ -118,7 +122,7 @@ GCM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
     return do_realloc(p, total, "reallocarray()");
 }
 
-GCM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+GCM_EXPORT GCM_STACK_SKIP int posix_memalign(void **out, size_t align, size_t n) {
     if (align == 0 || align % sizeof(void *) != 0 || !gcm_is_pow2(align / sizeof(void *))) return EINVAL;
     int saved = errno;
     void *p = do_aligned(align, n);
@@ -128,11 +132,11 @@ GCM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
     return 0;
 }
 
-GCM_EXPORT void *memalign(size_t align, size_t n) { return do_memalign(align, n); }
-GCM_EXPORT void *aligned_alloc(size_t align, size_t n) { return do_memalign(align, n); }
-GCM_EXPORT void *valloc(size_t n) { return do_aligned(SYS_PAGE, n); }
+GCM_EXPORT GCM_STACK_SKIP void *memalign(size_t align, size_t n) { return do_memalign(align, n); }
+GCM_EXPORT GCM_STACK_SKIP void *aligned_alloc(size_t align, size_t n) { return do_memalign(align, n); }
+GCM_EXPORT GCM_STACK_SKIP void *valloc(size_t n) { return do_aligned(SYS_PAGE, n); }
 
-GCM_EXPORT void *pvalloc(size_t n) {
+GCM_EXPORT GCM_STACK_SKIP void *pvalloc(size_t n) {
     if (n > SIZE_MAX - SYS_PAGE) {
         errno = ENOMEM;
         return NULL;
@@ -219,14 +223,14 @@ GCM_EXPORT int malloc_info(int options, FILE *f) {
 
 /* ---- gcmalloc's own names (include/gcmalloc.h) ---- */
 
-GCM_EXPORT void *gcm_malloc(size_t n) { return do_malloc(n); }
-GCM_EXPORT void *gcm_calloc(size_t n, size_t size) { return do_calloc(n, size); }
-GCM_EXPORT void *gcm_realloc(void *p, size_t n) { return do_realloc(p, n, "gcm_realloc()"); }
+GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc(size_t n) { return do_malloc(n); }
+GCM_EXPORT GCM_STACK_SKIP void *gcm_calloc(size_t n, size_t size) { return do_calloc(n, size); }
+GCM_EXPORT GCM_STACK_SKIP void *gcm_realloc(void *p, size_t n) { return do_realloc(p, n, "gcm_realloc()"); }
 GCM_EXPORT void gcm_free(void *p) { do_free(p, "gcm_free()"); }
 GCM_EXPORT size_t gcm_usable_size(const void *p) { return p ? gcm_usable(p, "gcm_usable_size()") : 0; }
-GCM_EXPORT void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
+GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
 
-GCM_EXPORT void *gcm_malloc_scoped(size_t n) {
+GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc_scoped(size_t n) {
     void *p = do_malloc(n);
     if (p && !gcm_scope_track(p)) {
         do_free(p, "gcm_malloc_scoped()");

@@ -31,7 +31,9 @@ void gcm_gc_process_init(void);
 GCM_INLINE bool gcm_heap_ready(void) { return __atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE); }
 
 /* Leakcheck mode detours every allocation through the slow path, which
- * records its requested size (mspan.reqsizes): the thread's fast-path mcache
+ * records its requested size (mspan.reqsizes) and, with
+ * GCMALLOC_LEAKCHECK_STACKS, its call stack (gc/stacks.h; turning the detour
+ * on maps the stack table): the thread's fast-path mcache
  * pointer is gcm_empty_mcache, its real one gcm_tls_own. Costs nothing when
  * off: the fast path is unchanged, only slow paths test the flag. */
 extern bool gcm_shim_detour;

@@ -272,3 +272,192 @@ Test(gc_leakcheck, gcm_leakcheck_in_process, .timeout = 60) {
     (void)lc_pipe;
     gct_run_child(ondemand_child, NULL, 50);
 }
+
+/* ---- GCMALLOC_LEAKCHECK_STACKS=1: groups by allocation stack ----
+ * Built with -rdynamic so that dladdr names the program's functions. Leaks:
+ *   leak_alpha  3 x malloc(100)                     300
+ *   leak_beta   5 x calloc(1, 2000)               10000
+ *   leak_gamma  1 x realloc(malloc(10), 100000)  100000 (a large span)
+ *   leak_thread 4 x malloc(48), in a joined thread  192
+ *   on_signal   2 x malloc(777), in a signal handler 1554
+ *   15 objects, 112046 bytes */
+static const char stacks_src[] =
+    PROLOGUE
+    "#include <signal.h>\n"
+    "NOINLINE void leak_alpha(void) { for (int i = 0; i < 3; i++) { char *p = malloc(100); memset(p, 1, 100); USE(p); } }\n"
+    "NOINLINE void leak_beta(void) { for (int i = 0; i < 5; i++) { char *p = calloc(1, 2000); USE(p); } }\n"
+    "NOINLINE void leak_gamma(void) { char *q = malloc(10); q = realloc(q, 100000); memset(q, 2, 100); USE(q); }\n"
+    "NOINLINE void *leak_thread(void *a) { for (int i = 0; i < 4; i++) { char *p = malloc(48); USE(p); } return a; }\n"
+    "static volatile int two = 2; /* not a constant: one call site, not a peeled loop */\n"
+    "NOINLINE void on_signal(int sig) { for (int i = 0; i < two; i++) { char *p = malloc(777); USE(p); } }\n"
+    "NOINLINE void raise_it(void) { signal(SIGUSR1, on_signal); raise(SIGUSR1); }\n"
+    "int main(void) {\n"
+    "    printf(\"hello\\n\");\n"
+    "    leak_alpha(); leak_beta(); leak_gamma();\n"
+    "    pthread_t t; pthread_create(&t, NULL, leak_thread, NULL); pthread_join(t, NULL);\n"
+    "    raise_it();\n"
+    "    clobber();\n"
+    "    return 0;\n"
+    "}\n";
+
+/* The header line of the group in report whose frame `frame` (-1: any)
+ * names fn ("    #k 0x... fn+0x..."), malloc'ed; NULL if none. */
+static char *group_naming(const char *report, const char *fn, int frame) {
+    const char *header = NULL;
+    char want[128];
+    snprintf(want, sizeof want, " %s+0x", fn);
+    for (const char *l = report; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        if (strncmp(l, "gcmalloc:   ", 12) == 0)
+            header = l;
+        int k;
+        if (header && sscanf(l, "    #%d ", &k) == 1 && (frame < 0 || k == frame)) {
+            const char *hit = strstr(l, want);
+            if (hit && hit < l + len)
+                return first_line(header);
+        }
+        l += len;
+    }
+    return NULL;
+}
+
+static void expect_group(const char *report, const char *fn, int frame, const char *header) {
+    char *h = group_naming(report, fn, frame);
+    cr_assert_not_null(h, "no group whose frame #%d names %s:\n%s", frame, fn, report);
+    cr_assert_str_eq(h, header, "the group of %s:\n  %s\nwant:\n  %s\nwhole stderr:\n%s", fn, h, header, report);
+    free(h);
+}
+
+static struct run_result run_stacks(const char *prog, const char *stacks) {
+    const char *argv[] = {prog, NULL};
+    const char *env[] = {"GCMALLOC_GC=leakcheck", stacks, NULL};
+    struct run_result r;
+    cr_assert_eq(run_cmd(argv, GCM_LIB, env, NULL, 60, &r), 0, "%s timed out", prog);
+    char s[64];
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s ended with %s: %s", prog,
+              status_str(r.status, s, sizeof s), r.err);
+    return r;
+}
+
+Test(gc_leakcheck, stacks_name_the_leaking_functions, .timeout = 120) {
+    const char *prog = gct_compile("gct_stacks", stacks_src, 0, "-rdynamic");
+    struct run_result r = run_stacks(prog, "GCMALLOC_LEAKCHECK_STACKS=1");
+    cr_assert_str_eq(r.out, "hello\n");
+    char *l = first_line(r.err);
+    cr_assert_str_eq(l, "gcmalloc: leaks: 15 objects, 112046 bytes", "first line: %s\nwhole:\n%s", l, r.err);
+    free(l);
+    /* Frame #0 is the program's function: gcmalloc's own frames are left out. */
+    expect_group(r.err, "leak_alpha", 0, "gcmalloc:   300 bytes in 3 objects allocated from:");
+    expect_group(r.err, "leak_beta", 0, "gcmalloc:   10000 bytes in 5 objects allocated from:");
+    expect_group(r.err, "leak_gamma", 0, "gcmalloc:   100000 bytes in 1 objects allocated from:");
+    expect_group(r.err, "leak_thread", 0, "gcmalloc:   192 bytes in 4 objects allocated from:");
+    expect_group(r.err, "on_signal", 0, "gcmalloc:   1554 bytes in 2 objects allocated from:");
+    /* The stacks go on past the callee: to main, and through the signal frame. */
+    const char *alpha = strstr(r.err, " leak_alpha+0x"), *next = alpha ? strchr(alpha, '\n') : NULL;
+    cr_assert(next && strncmp(next + 1, "    #1 ", 7) == 0 && strstr(next, " main+0x") &&
+                  strstr(next, " main+0x") < strchr(next + 1, '\n'),
+              "leak_alpha's frame #1 is not main:\n%s", r.err);
+    expect_group(r.err, "raise_it", -1, "gcmalloc:   1554 bytes in 2 objects allocated from:");
+    run_result_free(&r);
+}
+
+Test(gc_leakcheck, stacks_off_groups_by_size_as_before, .timeout = 120) {
+    const char *prog = gct_compile("gct_stacks_off", stacks_src, 0, "-rdynamic");
+    struct run_result r = run_stacks(prog, "GCMALLOC_LEAKCHECK_STACKS=0");
+    cr_assert_null(strstr(r.err, "warning"), "%s", r.err);
+    char *l = first_line(r.err);
+    cr_assert_str_eq(l, "gcmalloc: leaks: 15 objects, 112046 bytes", "first line: %s\nwhole:\n%s", l, r.err);
+    free(l);
+    cr_assert_not_null(strstr(r.err, "\ngcmalloc:   300 bytes in 3 objects of 100 bytes\n"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "\ngcmalloc:   100000 bytes in 1 objects of 100000 bytes\n"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "#0"), "stacks printed with GCMALLOC_LEAKCHECK_STACKS=0:\n%s", r.err);
+    run_result_free(&r);
+}
+
+/* Forks while another thread allocates (and captures stacks): each child
+ * leaks 6 x 321 bytes and reports on stdout. A lock in the capture path that
+ * the other thread held at the fork would hang the child. */
+static const char stacks_fork_src[] =
+    PROLOGUE
+    "#include <sys/wait.h>\n"
+    "static volatile int stop;\n"
+    "static void *churn(void *a) { while (!stop) free(malloc(rand() % 600 + 1)); return a; }\n"
+    "NOINLINE void leak_child(void) { for (int i = 0; i < 6; i++) { char *p = malloc(321); USE(p); } }\n"
+    "int main(void) {\n"
+    "    size_t (*lc)(int) = (size_t (*)(int))fn(\"gcm_leakcheck\");\n"
+    "    pthread_t t; pthread_create(&t, NULL, churn, NULL);\n"
+    "    for (int k = 0; k < 5; k++) {\n"
+    "        pid_t pid = fork();\n"
+    "        if (pid == 0) { leak_child(); clobber(); lc(1); _exit(0); }\n"
+    "        int st; if (waitpid(pid, &st, 0) != pid || st != 0) return 1;\n"
+    "    }\n"
+    "    stop = 1; pthread_join(t, NULL);\n"
+    "    return 0;\n"
+    "}\n";
+
+Test(gc_leakcheck, stacks_in_forked_children, .timeout = 120) {
+    const char *prog = gct_compile("gct_stacks_fork", stacks_fork_src, 0, "-rdynamic");
+    struct run_result r = run_stacks(prog, "GCMALLOC_LEAKCHECK_STACKS=1");
+    int groups = 0;
+    for (const char *p = r.out; (p = strstr(p, "gcmalloc:   1926 bytes in 6 objects allocated from:\n    #0 "));
+         p++) {
+        const char *nl = strchr(strchr(p, '\n') + 1, '\n');
+        const char *hit = strstr(p, " leak_child+0x");
+        cr_assert(hit && nl && hit < nl, "the group's frame #0 is not leak_child:\n%s", r.out);
+        groups++;
+    }
+    cr_assert_eq(groups, 5, "%d children reported their leak_child group (want 5):\n%s", groups, r.out);
+    run_result_free(&r);
+}
+
+/* python3 (no frame pointers) leaks 7 x malloc(4242) through ctypes: the
+ * report is well formed, and that group's stack runs through libffi. */
+Test(gc_leakcheck, stacks_of_python3, .timeout = 120) {
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("no /usr/bin/python3");
+    const char *argv[] = {"/usr/bin/python3", "-c",
+                          "import ctypes\n"
+                          "libc = ctypes.CDLL(None)\n"
+                          "libc.malloc.restype = ctypes.c_void_p\n"
+                          "for i in range(7): libc.malloc(4242)\n"
+                          "print('done')\n",
+                          NULL};
+    const char *env[] = {"GCMALLOC_GC=leakcheck", "GCMALLOC_LEAKCHECK_STACKS=1", NULL};
+    struct run_result r;
+    cr_assert_eq(run_cmd(argv, GCM_LIB, env, NULL, 100, &r), 0, "python3 timed out");
+    cr_assert_str_eq(r.out, "done\n", "stderr:\n%s", r.err);
+    /* Every line: the first, a group header, or a frame numbered in order. */
+    size_t objects, bytes, sum = 0;
+    cr_assert_eq(sscanf(r.err, "gcmalloc: leaks: %zu objects, %zu bytes\n", &objects, &bytes), 2, "%s", r.err);
+    int next = -1;
+    for (const char *l = strchr(r.err, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+        size_t b, n;
+        int k, used = 0;
+        char tail[64];
+        if (sscanf(l, "gcmalloc:   %zu bytes in %zu objects %63[a-z :]%n", &b, &n, tail, &used) == 3 &&
+            l[used] == '\n') {
+            cr_assert(strcmp(tail, "allocated from:") == 0 || strcmp(tail, "with no recorded stack") == 0 ||
+                          strcmp(tail, "of other stacks") == 0,
+                      "bad header: %.200s", l);
+            sum += b;
+            next = strcmp(tail, "allocated from:") == 0 ? 0 : -1;
+        } else if (sscanf(l, "    #%d 0x%*[0-9a-f] %n", &k, &used) == 1 && used > 0) {
+            cr_assert(next >= 0 && k == next, "frame #%d out of place: %.200s\nwhole:\n%s", k, l, r.err);
+            const char *end = strchr(l, '\n');
+            cr_assert(end && end[-1] == ')' && memchr(l + used, '(', (size_t)(end - l) - used),
+                      "bad frame line: %.200s", l);
+            next++;
+        } else {
+            cr_assert_fail("unexpected line: %.200s\nwhole:\n%s", l, r.err);
+        }
+    }
+    cr_assert(sum <= bytes, "the groups add up to %zu bytes, more than the %zu leaked", sum, bytes);
+    char *h = group_naming(r.err, "ffi_call", -1);
+    cr_assert_not_null(h, "no group through ffi_call:\n%s", r.err);
+    size_t n = 0, b = 0;
+    cr_assert_eq(sscanf(h, "gcmalloc:   %zu bytes in %zu objects", &b, &n), 2);
+    cr_assert(n >= 5 && n <= 7 && b == n * 4242, "the ctypes group: %s\nwhole:\n%s", h, r.err);
+    free(h);
+    run_result_free(&r);
+}

@@ -44,7 +44,8 @@ static char *run_helper(const char *const *settings) {
     return r.err;
 }
 
-#define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=auto (default)\n"
+#define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=auto (default)\n" \
+    "gcmalloc: GCMALLOC_LEAKCHECK_STACKS=0 (default)\n"
 
 static void expect(const char *const *settings, const char *want) {
     char *err = run_helper(settings);
@@ -67,7 +68,7 @@ Test(options, unknown_variable_warns_once) {
     expect((const char *[]){"GCMALLOC_STAT=1", NULL},
            "gcmalloc: warning: GCMALLOC_STAT: unknown variable, ignored "
            "(known: GCMALLOC_STATS, GCMALLOC_VERBOSE, GCMALLOC_GC, GCMALLOC_GC_PERCENT, GCMALLOC_GC_SIGNAL, "
-           "GCMALLOC_GC_SCAN_MAPS)\n");
+           "GCMALLOC_GC_SCAN_MAPS, GCMALLOC_LEAKCHECK_STACKS)\n");
 }
 
 Test(options, bad_values_warn_and_use_the_default) {
