@@ -47,8 +47,9 @@ extern heapArena *gcm_arena_index[GCM_ARENA_INDEX_LEN];
 
 /* The arena holding addr, or NULL. Safe without locks. */
 GCM_INLINE heapArena *gcm_arena_of(uintptr_t addr) {
-    if (GCM_UNLIKELY(addr >> GCM_ADDR_BITS)) return NULL;
-    return GCM_LOAD(&gcm_arena_index[addr >> GCM_ARENA_SHIFT]);
+    uintptr_t i = addr >> GCM_ARENA_SHIFT; /* one shift serves the bound check and the index */
+    if (GCM_UNLIKELY(i >= ((uintptr_t)1 << (GCM_ADDR_BITS - GCM_ARENA_SHIFT)))) return NULL;
+    return GCM_LOAD(&gcm_arena_index[i]);
 }
 
 /* The span holding addr, or NULL (not heap memory, or a free page). */
