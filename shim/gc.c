@@ -14,6 +14,7 @@
 #include "shim.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/vg.h"
 #include "gc/gc.h"
 #include "gc/scope.h"
 #include "gc/stw.h"
@@ -29,6 +30,7 @@
 bool gcm_shim_detour;
 
 void gcm_shim_set_detour(bool on) {
+    on = on || gcm_vg_on; /* valgrind's client requests need every call detoured */
     __atomic_store_n(&gcm_shim_detour, on, __ATOMIC_RELAXED);
     if (on && gcm_tls_mcache != &gcm_empty_mcache) gcm_tls_mcache = &gcm_empty_mcache;
 }
