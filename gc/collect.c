@@ -140,7 +140,8 @@ void gcm_gc_init(void) {
     gc_percent = (int)gcm_option(GCM_OPT_GC_PERCENT);
     gcm_gc_mode = (int)gcm_option(GCM_OPT_GC);
     if (gcm_vg_on && gcm_gc_mode != GCM_GC_OFF) {
-        static const char msg[] = "gcmalloc: warning: GCMALLOC_GC is not supported under valgrind: the collector stays off\n";
+        static const char msg[] =
+            "gcmalloc: warning: GCMALLOC_GC is not supported under valgrind: the collector stays off\n";
         gcm_os_write(2, msg, sizeof msg - 1);
         gcm_gc_mode = GCM_GC_OFF;
     }
