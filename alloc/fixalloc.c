@@ -4,6 +4,7 @@
  */
 #include "fixalloc.h"
 #include "os.h"
+#include "vg.h"
 
 #include <string.h>
 
@@ -28,6 +29,7 @@ void *gcm_fixalloc_alloc(fixalloc *f) {
             size_t len = f->size > FIXALLOC_CHUNK ? gcm_align_up(f->size, GCM_PAGE_SIZE) : FIXALLOC_CHUNK;
             char *c = gcm_os_map(NULL, len);
             if (!c) return NULL;
+            gcm_vg_metadata(c, len); /* spans live here */
             f->chunk = c;
             f->chunk_left = len;
             f->mapped += len;

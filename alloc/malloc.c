@@ -1,14 +1,21 @@
 /*
  * malloc.c - the allocator's entry points off the fast path: large objects,
  * aligned and zeroed allocation, realloc, the free slow path and the error
- * reports. See malloc.h for the shape of the paths.
+ * reports. See malloc.h for the shape of the paths. The valgrind client
+ * requests (vg.h) sit here, on the paths every object takes while valgrind
+ * runs.
  */
 #include "malloc.h"
 #include "mheap.h"
 #include "os.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <string.h>
+
+#ifdef GCMALLOC_VALGRIND
+bool gcm_vg_on;
+#endif
 
 static void *alloc_small(mcache *c, unsigned spc) {
     if (!c) return gcm_mcache_orphan_alloc(spc);
@@ -16,7 +23,7 @@ static void *alloc_small(mcache *c, unsigned spc) {
     return p ? p : gcm_mcache_refill(c, spc);
 }
 
-void *gcm_alloc(mcache *c, size_t size, bool noscan) {
+static void *alloc_any(mcache *c, size_t size, bool noscan) {
     if (size <= GCM_MAX_SMALL) {
         unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
         return alloc_small(c, gcm_span_class(sc, noscan));
@@ -25,8 +32,8 @@ void *gcm_alloc(mcache *c, size_t size, bool noscan) {
     return s ? (void *)s->base : NULL;
 }
 
-void *gcm_alloc_aligned(mcache *c, size_t size, size_t align) {
-    if (align <= GCM_MIN_ALIGN) return gcm_alloc(c, size, false);
+static void *alloc_aligned(mcache *c, size_t size, size_t align) {
+    if (align <= GCM_MIN_ALIGN) return alloc_any(c, size, false);
     /* Spans start on a page, so every object of a class whose size is a
      * multiple of align is aligned: use the smallest such class. */
     if (size <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE) {
@@ -37,6 +44,12 @@ void *gcm_alloc_aligned(mcache *c, size_t size, size_t align) {
     return s ? (void *)s->base : NULL;
 }
 
+void *gcm_alloc(mcache *c, size_t size, bool noscan) { return gcm_vg_alloc(alloc_any(c, size, noscan), size, false); }
+
+void *gcm_alloc_aligned(mcache *c, size_t size, size_t align) {
+    return gcm_vg_alloc(alloc_aligned(c, size, align), size, false);
+}
+
 void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -44,12 +57,13 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
         return NULL;
     }
     if (total <= GCM_MAX_SMALL) {
-        void *p = alloc_small(c, gcm_span_class(gcm_size_class(total), false));
+        void *p = gcm_vg_alloc(alloc_small(c, gcm_span_class(gcm_size_class(total), false)), total, false);
         if (p) memset(p, 0, total);
         return p;
     }
     mspan *s = gcm_mheap_alloc_large(total, 0, false);
     if (!s) return NULL;
+    gcm_vg_alloc((void *)s->base, total, true);
     if (s->needzero) memset((void *)s->base, 0, total);
     return (void *)s->base;
 }
@@ -59,21 +73,22 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
     mspan *s = gcm_lookup_strict(p, &idx, fn);
     bool large = mspan_is_large(s);
     if (!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == c)) gcm_fatal_ptr(fn, "double free", p, "(the object is not allocated)");
-    size_t old = s->elemsize;
+    size_t old = s->elemsize, was = gcm_vg_size(s, idx); /* was < old: the requested size, under valgrind */
     if (size <= old) {
         /* A shrink keeps p; a large object gives back whole tail pages. */
         if (large && (old - size) >= GCM_PAGE_SIZE) gcm_mheap_resize_large(s, size);
-        return p;
+        return gcm_vg_resize(s, p, was, size);
     }
-    if (large && gcm_mheap_resize_large(s, size)) return p;
+    if (large && gcm_mheap_resize_large(s, size)) return gcm_vg_resize(s, p, was, size);
     void *q = gcm_alloc(c, size, gcm_spanclass_noscan(s->spanclass));
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
-    memcpy(q, p, old);
+    memcpy(q, p, was);
     gcm_dealloc(p, fn);
     return q;
 }
 
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
+    gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
     if (mspan_is_large(s)) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees

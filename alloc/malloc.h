@@ -21,6 +21,7 @@
 #include "arena.h"
 #include "mcache.h"
 #include "sizeclass.h"
+#include "vg.h"
 
 /* Any size; c == NULL means "no mcache for this thread" (orphan path).
  * NULL with errno ENOMEM when the request cannot be met. */
@@ -69,13 +70,13 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
     gcm_dealloc_slow(s, p, fn);
 }
 
-/* Usable size of live object p. */
+/* Usable size of live object p (its requested size under valgrind, vg.h). */
 GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
     size_t idx;
     mspan *s = gcm_lookup_strict(p, &idx, fn);
     if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_mcache)))
         gcm_fatal_ptr(fn, "invalid pointer", p, "(not the start of an allocated object)");
-    return s->elemsize;
+    return gcm_vg_size(s, idx);
 }
 
 /* malloc_trim(0): give back every free page; true when something was. */

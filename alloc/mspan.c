@@ -4,6 +4,7 @@
  */
 #include "mspan.h"
 #include "sizeclass.h"
+#include "vg.h"
 
 #include <string.h>
 
@@ -78,11 +79,13 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn) {
     size_t idx = mspan_obj_index(s, (uintptr_t)p);
     if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, false))) gcm_fatal_ptr(fn, "double free", p, "");
     uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), nw;
+    gcm_vg_quiet(true); /* p is a freed block for memcheck: the link is ours */
     do {
         *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;
         uintptr_t st = old & XFREE_STATE;
         nw = (uintptr_t)p | (st == XFREE_NOTIFY ? XFREE_NOTIFIED : st);
     } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    gcm_vg_quiet(false);
     /* Acquire-release: the push that announces the span writes its
      * pending_next link (mcentral_notify), which the previous announcer wrote
      * before a drain reset the state; the drain's exchange and this CAS order
@@ -93,11 +96,13 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn) {
 void mspan_merge_remote(mspan *s, uintptr_t list) {
     /* The list was published with release stores; the exchange that detached
      * it was an acquire, so the links read below are complete. */
+    gcm_vg_quiet(true); /* the links live in freed blocks */
     while (list) {
         uintptr_t next = *(uintptr_t *)list;
         mspan_free_local(s, mspan_obj_index(s, list), "free()");
         list = next;
     }
+    gcm_vg_quiet(false);
 }
 
 void mspan_take_remote(mspan *s) {

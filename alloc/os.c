@@ -144,6 +144,10 @@ void *gcm_os_remap(void *p, size_t old, size_t len) {
     return q;
 }
 
+#ifdef GCMALLOC_VALGRIND
+void gcm_os_write_only(void *p, size_t len) { mprotect(p, len, PROT_WRITE); }
+#endif
+
 void *gcm_os_map_aligned(size_t len, size_t align, void *hint) {
     if (hint && ((uintptr_t)hint & (align - 1)) == 0) {
         void *p = gcm_os_map(hint, len);

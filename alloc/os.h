@@ -49,6 +49,11 @@ __attribute__((noreturn, cold)) void gcm_fatal_ptr(const char *fn, const char *p
 /* Print "gcmalloc: <msg>" on stderr and abort. */
 __attribute__((noreturn, cold)) void gcm_fatal(const char *msg);
 
+#ifdef GCMALLOC_VALGRIND
+/* Make [p, p + len) PROT_WRITE alone (still readable on x86-64): alloc/vg.h. */
+void gcm_os_write_only(void *p, size_t len);
+#endif
+
 /* Monotonic milliseconds (vDSO; cheap). */
 uint64_t gcm_os_now_ms(void);
 

@@ -21,6 +21,7 @@
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/stats.h"
+#include "alloc/vg.h"
 
 #include <errno.h>
 #include <time.h>
@@ -54,6 +55,7 @@ static void set_trigger(size_t live) {
 /* One collection; gc_lock held. False when it could not run. */
 static bool cycle(cycle_kind kind) {
     if (!__atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE)) return false;
+    if (gcm_vg_on) return false; /* the collector stays off under valgrind (alloc/vg.h) */
     if (!gcm_stw_install() || !gcm_stw_can_stop() || !gcm_roots_prepare()) return false;
     uint64_t t0 = now_ns();
     gcm_mcache_orphan_lock();
@@ -137,6 +139,12 @@ void gcm_gc_init(void) {
     gcm_lock_acquire(&gc_lock);
     gc_percent = (int)gcm_option(GCM_OPT_GC_PERCENT);
     gcm_gc_mode = (int)gcm_option(GCM_OPT_GC);
+    if (gcm_vg_on && gcm_gc_mode != GCM_GC_OFF) {
+        static const char msg[] =
+            "gcmalloc: warning: GCMALLOC_GC is not supported under valgrind: the collector stays off\n";
+        gcm_os_write(2, msg, sizeof msg - 1);
+        gcm_gc_mode = GCM_GC_OFF;
+    }
     set_trigger(0);
     gcm_lock_release(&gc_lock);
 }
@@ -144,6 +152,10 @@ void gcm_gc_init(void) {
 int gcm_gc_set_mode(int mode) {
     if (mode < GCM_GC_OFF || mode > GCM_GC_LEAKCHECK) {
         errno = EINVAL;
+        return -1;
+    }
+    if (gcm_vg_on && mode != GCM_GC_OFF) { /* alloc/vg.h */
+        errno = ENOTSUP;
         return -1;
     }
     gcm_lock_acquire(&gc_lock);

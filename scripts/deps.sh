@@ -5,7 +5,7 @@
 # ones are listed with the command to install them.
 set -e
 BUILD="gcc g++ make cmake pkg-config python3"
-TEST="libcriterion-dev sqlite3 redis-server redis-tools libpython3.11-testsuite"
+TEST="libcriterion-dev sqlite3 redis-server redis-tools libpython3.11-testsuite valgrind"
 BENCH="libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 libbenchmark-dev gnuplot-nox valgrind sqlite3 redis-server redis-tools libgc-dev"
 case "$1" in
   build) want="$BUILD" ;;

@@ -14,6 +14,7 @@
 #include "shim.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/vg.h"
 #include "gc/gc.h"
 #include "gc/scope.h"
 #include "gc/stacks.h"
@@ -30,6 +31,7 @@
 bool gcm_shim_detour;
 
 void gcm_shim_set_detour(bool on) {
+    on = on || gcm_vg_on; /* valgrind's client requests need every call detoured */
     /* The stack table is mapped here, never from inside an allocation. */
     if (on && gcm_option(GCM_OPT_LEAKCHECK_STACKS)) gcm_stacks_enable();
     __atomic_store_n(&gcm_shim_detour, on, __ATOMIC_RELAXED);

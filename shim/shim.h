@@ -35,7 +35,8 @@ GCM_INLINE bool gcm_heap_ready(void) { return __atomic_load_n(&gcm_heap.ready, _
  * GCMALLOC_LEAKCHECK_STACKS, its call stack (gc/stacks.h; turning the detour
  * on maps the stack table): the thread's fast-path mcache
  * pointer is gcm_empty_mcache, its real one gcm_tls_own. Costs nothing when
- * off: the fast path is unchanged, only slow paths test the flag. */
+ * off: the fast path is unchanged, only slow paths test the flag. Under
+ * valgrind it is on for the whole run (alloc/vg.h). */
 extern bool gcm_shim_detour;
 void gcm_shim_set_detour(bool on);
 void gcm_shim_record(void *p, size_t size);

@@ -20,6 +20,7 @@
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/stats.h"
+#include "alloc/vg.h"
 #include "gc/gc.h"
 
 #include <pthread.h>
@@ -48,6 +49,7 @@ static bool heap_init(void) {
     int expect = INIT_NONE;
     if (__atomic_compare_exchange_n(&init_state, &expect, INIT_HEAP_RUNNING, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
+        if (gcm_vg_start()) gcm_shim_set_detour(true); /* before the first span and mcache (alloc/vg.h) */
         bool ok = gcm_mheap_init();
         __atomic_store_n(&init_state, ok ? INIT_HEAP_DONE : INIT_NONE, __ATOMIC_RELEASE);
         return ok;
