@@ -141,15 +141,15 @@ static size_t inuse_pages(const pageAlloc *pa) {
     return (size_t)pa->narenas * GCM_PAGES_PER_ARENA - pa->free_pages;
 }
 
-/* Move the decay windows on to `now`. A current window that ended more than a
- * window ago saw its last heap entry that long ago: nothing in it is recent. */
+/* Move the decay windows on to `now`. The previous window's peak is kept
+ * for one more window even after a long pause: a program that was only
+ * descheduled (a loaded machine) has not stopped using its pages, and one
+ * that is idle releases them at its second heap entry after SCAV_DECAY_MS. */
 static void scav_rotate(uint64_t now, size_t inuse) {
     mheap *h = &gcm_heap;
-    uint64_t age = now - h->scav.window_ms;
-    if (age < SCAV_DECAY_MS) return;
-    bool stale = age >= 2 * SCAV_DECAY_MS;
-    h->scav.peak[1] = stale ? inuse : h->scav.peak[0];
-    h->scav.allocated[1] = !stale && h->scav.allocated[0];
+    if (now - h->scav.window_ms < SCAV_DECAY_MS) return;
+    h->scav.peak[1] = h->scav.peak[0];
+    h->scav.allocated[1] = h->scav.allocated[0];
     h->scav.peak[0] = inuse;
     h->scav.allocated[0] = false;
     h->scav.window_ms = now;

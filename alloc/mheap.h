@@ -36,8 +36,8 @@ typedef struct mheap {
     /* The scavenger's memory of recent demand (mheap.c explains the policy).
      * Decay windows of SCAV_DECAY_MS: [0] is the current one, which began at
      * window_ms, [1] the one before. peak[i] is the highest in-use page count
-     * seen in window i, allocated[i] whether pages were taken in it; a window
-     * with no heap entry at all leaves nothing behind. */
+     * seen in window i, allocated[i] whether pages were taken in it. The
+     * windows move at heap entries only. */
     struct {
         size_t peak[2];
         bool allocated[2];
