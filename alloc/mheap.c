@@ -24,10 +24,12 @@
  * There is no background thread: the budget is checked whenever the heap is
  * entered (a span taken, freed or resized), which is also when the windows
  * move on. The excess over the budget is released once SCAV_DELAY_MS has passed
- * since the last release, or at once when it passes SCAV_BURST: a program
- * that frees a large heap sees its RSS fall right away, the decay cap (not the
- * peak) bounding what it keeps meanwhile. malloc_trim(0) releases everything
- * and forgets the recent peaks.
+ * since the last release, or at once when it passes SCAV_BURST (a program
+ * that frees a large heap sees its RSS fall right away, the decay cap bounding
+ * what it keeps meanwhile) or when an allocation had to fault in released
+ * pages: the resident heap never grows past in-use + budget, which is what
+ * bounds peak RSS. malloc_trim(0) releases everything and forgets the recent
+ * peaks.
  * Released pages read as zero, which calloc uses (mspan.needzero).
  */
 #include "mheap.h"
@@ -174,9 +176,9 @@ static size_t scav_budget(size_t inuse) {
 }
 
 /* Every heap entry ends here: note the demand (`allocated`: pages were just
- * taken), move the windows on, and release what exceeds the budget.
- * mheap.lock held. */
-static void scavenge_maybe(bool allocated) {
+ * taken; `faulted`: some of them had been released), move the windows on,
+ * and release what exceeds the budget. mheap.lock held. */
+static void scavenge_maybe(bool allocated, bool faulted) {
     mheap *h = &gcm_heap;
     pageAlloc *pa = &h->pages;
     size_t inuse = inuse_pages(pa);
@@ -189,7 +191,7 @@ static void scavenge_maybe(bool allocated) {
     size_t retained = pa->free_pages - pa->free_scav_pages;
     size_t budget = scav_budget(inuse);
     if (retained <= budget) return;
-    if (retained - budget < SCAV_BURST_PAGES && now - h->scav.last_ms < SCAV_DELAY_MS) return;
+    if (!faulted && retained - budget < SCAV_BURST_PAGES && now - h->scav.last_ms < SCAV_DELAY_MS) return;
     pa_scavenge(pa, budget);
     h->scav.last_ms = now;
 }
@@ -238,7 +240,7 @@ static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned span
     mark_first_page(s, true, noscan);
     size_t mapped = gcm_mheap_mapped_locked();
     if (mapped > h->peak_mapped) h->peak_mapped = mapped;
-    scavenge_maybe(true);
+    scavenge_maybe(true, nscav != 0);
     return s;
 }
 
@@ -285,7 +287,7 @@ void gcm_mheap_free_span(mspan *s) {
     gcm_fixalloc_free(&h->bitsalloc[bits_pool(s->nwords)], s->allocBits);
     if (s->reqsizes) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->reqsizes);
     gcm_fixalloc_free(&h->spanalloc, s);
-    scavenge_maybe(false);
+    scavenge_maybe(false, false);
     gcm_lock_release(&h->lock);
 }
 
@@ -316,7 +318,7 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
         s->reqsize = size;
         size_t mapped = gcm_mheap_mapped_locked();
         if (mapped > h->peak_mapped) h->peak_mapped = mapped;
-        scavenge_maybe(grew);
+        scavenge_maybe(grew, grew && s->needzero == 0);
     }
     gcm_lock_release(&h->lock);
     return ok;
