@@ -9,7 +9,8 @@
  *
  * Scavenging (returning memory). Free pages stay resident while the program
  * is likely to take them again, and go back to the OS (madvise DONTNEED,
- * highest pages first) once it is not. The retained budget is the largest of:
+ * highest pages first) once it is not. The retained budget is the floor plus
+ * the decay, or the goal when that is larger:
  *  - the floor, max(SCAV_RETAIN_MIN, in-use / 8);
  *  - decay: the pages that were in use in the last one or two SCAV_DECAY_MS
  *    windows and are free now (peak - in-use), at most max(SCAV_DECAY_MIN,
@@ -297,6 +298,7 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
     size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
     if (npages == 0) npages = 1;
     bool ok = true;
+    size_t nscav = 0; /* released pages the growth takes */
     gcm_lock_acquire(&h->lock);
     uint64_t first = pa_addr_page(gcm_arena_of(s->base), s->base);
     if (npages < s->npages) {
@@ -307,7 +309,8 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
         uint64_t end = first + s->npages;
         ok = pa_range_free(&h->pages, end, npages - s->npages);
         if (ok) {
-            if (pa_alloc_range(&h->pages, end, npages - s->npages) != npages - s->npages) s->needzero = 1;
+            nscav = pa_alloc_range(&h->pages, end, npages - s->npages);
+            if (nscav != npages - s->npages) s->needzero = 1;
             set_spans(s->base + (s->npages << GCM_PAGE_SHIFT), npages - s->npages, s);
         }
     }
@@ -318,7 +321,7 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
         s->reqsize = size;
         size_t mapped = gcm_mheap_mapped_locked();
         if (mapped > h->peak_mapped) h->peak_mapped = mapped;
-        scavenge_maybe(grew, grew && s->needzero == 0);
+        scavenge_maybe(grew, nscav != 0);
     }
     gcm_lock_release(&h->lock);
     return ok;
