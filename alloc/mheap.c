@@ -7,13 +7,30 @@
  * pages in heapArena.spans[] for every page it covers, so that any address
  * inside it, interior ones included, leads back to it.
  *
- * Scavenging (returning memory): freed pages stay resident for quick reuse up
- * to a retained budget of max(SCAV_RETAIN_MIN, in-use / 8). Above it, the
- * excess is released (madvise DONTNEED, highest pages first) at the next span
- * free once SCAV_DELAY_MS has passed since the last release, or at once when
- * the excess passes SCAV_BURST: a program that frees a large heap sees its RSS
- * fall right away, and one that churns large objects does not pay a page
- * fault per page on every cycle. malloc_trim(0) releases everything.
+ * Scavenging (returning memory). Free pages stay resident while the program
+ * is likely to take them again, and go back to the OS (madvise DONTNEED,
+ * highest pages first) once it is not. The retained budget is the floor plus
+ * the decay, or the goal when that is larger:
+ *  - the floor, max(SCAV_RETAIN_MIN, in-use / 8);
+ *  - decay: the pages that were in use in the last one or two SCAV_DECAY_MS
+ *    windows and are free now (peak - in-use), at most max(SCAV_DECAY_MIN,
+ *    in-use). A churn of large blocks reuses the pages it freed a moment ago
+ *    instead of releasing and faulting them in again on every cycle (as
+ *    jemalloc's dirty decay, but over 0.4-0.8 s instead of 10 s: a program
+ *    that shrinks is back near its floor within a second);
+ *  - collect mode, while the program allocates: the pacer's heap goal x 1.1
+ *    minus in-use, as Go's scavenger keeps. After a collection the heap grows
+ *    back to the goal anyway; releasing the freed pages would only fault them
+ *    in again.
+ * There is no background thread: the budget is checked whenever the heap is
+ * entered (a span taken, freed or resized), which is also when the windows
+ * move on. The excess over the budget is released once SCAV_DELAY_MS has passed
+ * since the last release, or at once when it passes SCAV_BURST (a program
+ * that frees a large heap sees its RSS fall right away, the decay cap bounding
+ * what it keeps meanwhile) or when an allocation had to fault in released
+ * pages: the resident heap never grows past in-use + budget, which is what
+ * bounds peak RSS. malloc_trim(0) releases everything and forgets the recent
+ * peaks.
  * Released pages read as zero, which calloc uses (mspan.needzero).
  */
 #include "mheap.h"
@@ -27,6 +44,8 @@
 #define SCAV_RETAIN_MIN_PAGES ((size_t)(4u << 20) >> GCM_PAGE_SHIFT) /* 4 MiB */
 #define SCAV_BURST_PAGES ((size_t)(64u << 20) >> GCM_PAGE_SHIFT)     /* 64 MiB */
 #define SCAV_DELAY_MS 100
+#define SCAV_DECAY_MS 400
+#define SCAV_DECAY_MIN_PAGES ((size_t)(32u << 20) >> GCM_PAGE_SHIFT) /* 32 MiB */
 
 mheap gcm_heap = { .lock = GCM_LOCK_INIT };
 
@@ -121,6 +140,63 @@ uint32_t *gcm_mheap_per_object(mspan *s, uint32_t **field) {
     return r;
 }
 
+static size_t inuse_pages(const pageAlloc *pa) {
+    return (size_t)pa->narenas * GCM_PAGES_PER_ARENA - pa->free_pages;
+}
+
+/* Move the decay windows on to `now`. The previous window's peak is kept
+ * for one more window even after a long pause: a program that was only
+ * descheduled (a loaded machine) has not stopped using its pages, and one
+ * that is idle releases them at its second heap entry after SCAV_DECAY_MS. */
+static void scav_rotate(uint64_t now, size_t inuse) {
+    mheap *h = &gcm_heap;
+    if (now - h->scav.window_ms < SCAV_DECAY_MS) return;
+    h->scav.peak[1] = h->scav.peak[0];
+    h->scav.allocated[1] = h->scav.allocated[0];
+    h->scav.peak[0] = inuse;
+    h->scav.allocated[0] = false;
+    h->scav.window_ms = now;
+}
+
+/* Free pages to keep resident (see the file comment). */
+static size_t scav_budget(size_t inuse) {
+    const mheap *h = &gcm_heap;
+    size_t keep = inuse / 8 > SCAV_RETAIN_MIN_PAGES ? inuse / 8 : SCAV_RETAIN_MIN_PAGES;
+    size_t peak = h->scav.peak[0] > h->scav.peak[1] ? h->scav.peak[0] : h->scav.peak[1];
+    if (peak > inuse) {
+        size_t cap = inuse > SCAV_DECAY_MIN_PAGES ? inuse : SCAV_DECAY_MIN_PAGES;
+        size_t recent = peak - inuse < cap ? peak - inuse : cap;
+        keep += recent;
+    }
+    size_t goal = GCM_LOAD(&h->gc_goal);
+    if (goal && (h->scav.allocated[0] || h->scav.allocated[1])) {
+        size_t g = (goal + goal / 10) >> GCM_PAGE_SHIFT;
+        if (g > inuse && g - inuse > keep) keep = g - inuse;
+    }
+    return keep;
+}
+
+/* Every heap entry ends here: note the demand (`allocated`: pages were just
+ * taken; `faulted`: some of them had been released), move the windows on,
+ * and release what exceeds the budget. mheap.lock held. */
+static void scavenge_maybe(bool allocated, bool faulted) {
+    mheap *h = &gcm_heap;
+    pageAlloc *pa = &h->pages;
+    size_t inuse = inuse_pages(pa);
+    uint64_t now = gcm_os_now_ms();
+    scav_rotate(now, inuse);
+    if (allocated) {
+        if (inuse > h->scav.peak[0]) h->scav.peak[0] = inuse;
+        h->scav.allocated[0] = true;
+    }
+    size_t retained = pa->free_pages - pa->free_scav_pages;
+    size_t budget = scav_budget(inuse);
+    if (retained <= budget) return;
+    if (!faulted && retained - budget < SCAV_BURST_PAGES && now - h->scav.last_ms < SCAV_DELAY_MS) return;
+    pa_scavenge(pa, budget);
+    h->scav.last_ms = now;
+}
+
 /* Take npages pages aligned to align_pages and wrap them in a span.
  * mheap.lock held. */
 static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned spanclass, size_t reqsize) {
@@ -165,6 +241,7 @@ static mspan *heap_alloc_locked(size_t npages, size_t align_pages, unsigned span
     mark_first_page(s, true, noscan);
     size_t mapped = gcm_mheap_mapped_locked();
     if (mapped > h->peak_mapped) h->peak_mapped = mapped;
+    scavenge_maybe(true, nscav != 0);
     return s;
 }
 
@@ -199,20 +276,6 @@ mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     return s;
 }
 
-/* Release retained free pages above the budget (see the file comment).
- * mheap.lock held. */
-static void scavenge_maybe(void) {
-    pageAlloc *pa = &gcm_heap.pages;
-    size_t retained = pa->free_pages - pa->free_scav_pages;
-    size_t inuse = (size_t)pa->narenas * GCM_PAGES_PER_ARENA - pa->free_pages;
-    size_t budget = inuse / 8 > SCAV_RETAIN_MIN_PAGES ? inuse / 8 : SCAV_RETAIN_MIN_PAGES;
-    if (retained <= budget) return;
-    uint64_t now = gcm_os_now_ms();
-    if (retained - budget < SCAV_BURST_PAGES && now - gcm_heap.scav_last_ms < SCAV_DELAY_MS) return;
-    pa_scavenge(pa, budget);
-    gcm_heap.scav_last_ms = now;
-}
-
 void gcm_mheap_free_span(mspan *s) {
     mheap *h = &gcm_heap;
     gcm_lock_acquire(&h->lock);
@@ -226,7 +289,7 @@ void gcm_mheap_free_span(mspan *s) {
     if (s->reqsizes) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->reqsizes);
     if (s->stackids) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->stackids);
     gcm_fixalloc_free(&h->spanalloc, s);
-    scavenge_maybe();
+    scavenge_maybe(false, false);
     gcm_lock_release(&h->lock);
 }
 
@@ -236,6 +299,7 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
     size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
     if (npages == 0) npages = 1;
     bool ok = true;
+    size_t nscav = 0; /* released pages the growth takes */
     gcm_lock_acquire(&h->lock);
     uint64_t first = pa_addr_page(gcm_arena_of(s->base), s->base);
     if (npages < s->npages) {
@@ -246,17 +310,19 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
         uint64_t end = first + s->npages;
         ok = pa_range_free(&h->pages, end, npages - s->npages);
         if (ok) {
-            if (pa_alloc_range(&h->pages, end, npages - s->npages) != npages - s->npages) s->needzero = 1;
+            nscav = pa_alloc_range(&h->pages, end, npages - s->npages);
+            if (nscav != npages - s->npages) s->needzero = 1;
             set_spans(s->base + (s->npages << GCM_PAGE_SHIFT), npages - s->npages, s);
         }
     }
     if (ok) {
+        bool grew = npages > s->npages;
         s->npages = npages;
         s->elemsize = npages << GCM_PAGE_SHIFT;
         s->reqsize = size;
         size_t mapped = gcm_mheap_mapped_locked();
         if (mapped > h->peak_mapped) h->peak_mapped = mapped;
-        scavenge_maybe();
+        scavenge_maybe(grew, nscav != 0);
     }
     gcm_lock_release(&h->lock);
     return ok;
@@ -279,7 +345,10 @@ void gcm_mheap_flush_pending(void) {
 size_t gcm_mheap_scavenge_all(void) {
     gcm_lock_acquire(&gcm_heap.lock);
     size_t n = gcm_heap.ready ? pa_scavenge(&gcm_heap.pages, 0) : 0;
-    gcm_heap.scav_last_ms = gcm_os_now_ms();
+    /* The program said it shrank: what it frees next is not kept for a peak
+     * it had before. */
+    gcm_heap.scav.peak[0] = gcm_heap.scav.peak[1] = inuse_pages(&gcm_heap.pages);
+    gcm_heap.scav.last_ms = gcm_os_now_ms();
     gcm_lock_release(&gcm_heap.lock);
     return n << GCM_PAGE_SHIFT;
 }

@@ -33,7 +33,17 @@ typedef struct mheap {
     uintptr_t arena_end;      /* end of the last reserved arena: the next hint */
     size_t large_spans;       /* in-use spans holding one large object */
     size_t peak_mapped;
-    uint64_t scav_last_ms;    /* when the scavenger last ran */
+    /* The scavenger's memory of recent demand (mheap.c explains the policy).
+     * Decay windows of SCAV_DECAY_MS: [0] is the current one, which began at
+     * window_ms, [1] the one before. peak[i] is the highest in-use page count
+     * seen in window i, allocated[i] whether pages were taken in it. The
+     * windows move at heap entries only. */
+    struct {
+        size_t peak[2];
+        bool allocated[2];
+        uint64_t window_ms;
+        uint64_t last_ms;     /* when pages were last released */
+    } scav;
     /* The collector's hooks into allocation (set by gc/; read without locks).
      * An mcache that has not seen gc_sweep_epoch sweeps its spans at its
      * next refill. With gc_pacing on, every cache load and large object adds
@@ -44,6 +54,10 @@ typedef struct mheap {
     bool gc_due;
     size_t gc_alloc_since;    /* atomic */
     size_t gc_trigger;
+    /* The heap size the pacer lets the program reach before the next
+     * collection (last live + trigger), 0 without pacing: the scavenger keeps
+     * free pages up to 1.1x of it while the program allocates, as Go does. */
+    size_t gc_goal;
     mcentral central[GCM_NUM_SPAN_CLASSES];
 } mheap;
 

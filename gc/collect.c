@@ -45,10 +45,13 @@ static uint64_t now_ns(void) {
 static void set_trigger(size_t live) {
     mheap *h = &gcm_heap;
     size_t t = gc_percent >= 0 ? live / 100 * (size_t)gc_percent : 0;
-    GCM_STORE(&h->gc_trigger, t > GC_MIN_TRIGGER ? t : GC_MIN_TRIGGER);
+    if (t < GC_MIN_TRIGGER) t = GC_MIN_TRIGGER;
+    bool pacing = gcm_gc_mode == GCM_GC_COLLECT && gc_percent >= 0;
+    GCM_STORE(&h->gc_trigger, t);
+    GCM_STORE(&h->gc_goal, pacing ? live + t : 0);
     __atomic_store_n(&h->gc_alloc_since, 0, __ATOMIC_RELAXED);
     GCM_STORE(&h->gc_due, false);
-    GCM_STORE(&h->gc_pacing, gcm_gc_mode == GCM_GC_COLLECT && gc_percent >= 0);
+    GCM_STORE(&h->gc_pacing, pacing);
 }
 
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "alloc/malloc.h"
 #include "alloc/mheap.h"
 #include "include/gcmalloc.h"
@@ -98,6 +99,97 @@ Test(mheap, freeing_a_large_heap_returns_memory_to_the_os, .init = setup) {
     struct gcm_stats st;
     gcm_get_stats(&st);
     cr_assert_geq(st.released_bytes, (size_t)190 << 20);
+}
+
+static long minor_faults(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+static void touch(char *p, size_t len) {
+    for (size_t i = 0; i < len; i += 4096) p[i] = 1;
+}
+
+static size_t released(void) {
+    struct gcm_stats st;
+    gcm_get_stats(&st);
+    return st.released_bytes;
+}
+
+/* Freeing one block of a steady working set and allocating it again must
+ * reuse resident pages: releasing them and faulting them back each cycle is
+ * what the decay rule avoids (the excess over in-use/8 used to go every
+ * 100 ms: 6 000+ faults here). Run long enough for several of those 100 ms
+ * periods. The bound allows one block's worth: a test process starved of CPU
+ * for a whole decay window (a loaded machine) is idle as far as the decay
+ * can tell. */
+Test(mheap, a_churn_of_large_blocks_keeps_its_pages, .init = setup) {
+    enum { LIVE = 4, BLOCK = 8 << 20 };
+    char *p[LIVE];
+    for (int i = 0; i < LIVE; i++) touch(p[i] = malloc(BLOCK), BLOCK);
+    long f0 = minor_faults();
+    uint64_t t0 = tu_now_ms();
+    unsigned cycles = 0;
+    for (; cycles < 20 || tu_now_ms() - t0 < 600; cycles++) {
+        unsigned k = cycles % LIVE;
+        free(p[k]);
+        touch(p[k] = malloc(BLOCK), BLOCK);
+    }
+    long faults = minor_faults() - f0;
+    for (int i = 0; i < LIVE; i++) free(p[i]);
+    cr_assert_lt(faults, BLOCK / 4096, "%ld page faults in %u cycles of free + malloc of %d MiB",
+                 faults, cycles, BLOCK >> 20);
+}
+
+static void light_calls_for_1s(void) {
+    uint64_t t0 = tu_now_ms();
+    while (tu_now_ms() - t0 < 1000) {
+        free(malloc(1 << 20));
+        tu_sleep_ms(10);
+    }
+}
+
+/* Pages a program stops using stay resident for a moment (it may take them
+ * again), then go back within about a second of heap calls. Each check is
+ * made past the 100 ms delay that once released them. */
+Test(mheap, freed_pages_are_kept_a_moment_then_released, .init = setup) {
+    enum { N = 48, MIB = 1 << 20 };
+    char *p[N];
+    for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
+    tu_sleep_ms(150);
+    size_t r0 = released();
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    tu_sleep_ms(150);
+    free(malloc(MIB));
+    size_t r1 = released();
+    cr_assert_lt(r1 - r0, (size_t)4 << 20, "%zu bytes released 150 ms after their use", r1 - r0);
+    light_calls_for_1s(); /* a program still running, lightly */
+    size_t r2 = released();
+    cr_assert_geq(r2 - r0, (size_t)16 << 20, "after 1 s only %zu bytes of the %d MiB freed were released",
+                  r2 - r0, N / 2);
+    for (int i = N / 2; i < N; i++) free(p[i]);
+}
+
+/* Collect mode: while the program allocates, free pages are kept up to 1.1x
+ * the pacer's heap goal (the heap grows back to it before the next
+ * collection), past the decay; without a goal they go. */
+Test(mheap, free_pages_up_to_the_heap_goal_are_kept_while_allocating, .init = setup) {
+    enum { N = 48, MIB = 1 << 20 };
+    char *p[N];
+    for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
+    /* As the pacer sets it after a collection that found N/2 MiB live. */
+    GCM_STORE(&gcm_heap.gc_goal, (size_t)N * MIB);
+    size_t r0 = released();
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    light_calls_for_1s();
+    size_t r1 = released();
+    cr_assert_lt(r1 - r0, (size_t)4 << 20, "%zu bytes released under the heap goal", r1 - r0);
+    GCM_STORE(&gcm_heap.gc_goal, 0);
+    light_calls_for_1s();
+    size_t r2 = released();
+    cr_assert_geq(r2 - r0, (size_t)16 << 20, "without a goal only %zu bytes were released in 1 s", r2 - r0);
+    for (int i = N / 2; i < N; i++) free(p[i]);
 }
 
 Test(mheap, impossible_requests_fail_cleanly, .init = setup) {
