@@ -4,6 +4,7 @@
  * reports. See malloc.h for the shape of the paths.
  */
 #include "malloc.h"
+#include "check.h"
 #include "mheap.h"
 #include "os.h"
 
@@ -17,6 +18,7 @@ static void *alloc_small(mcache *c, unsigned spc) {
 }
 
 void *gcm_alloc(mcache *c, size_t size, bool noscan) {
+    size = gcm_check_size(size);
     if (size <= GCM_MAX_SMALL) {
         unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
         return alloc_small(c, gcm_span_class(sc, noscan));
@@ -27,6 +29,7 @@ void *gcm_alloc(mcache *c, size_t size, bool noscan) {
 
 void *gcm_alloc_aligned(mcache *c, size_t size, size_t align) {
     if (align <= GCM_MIN_ALIGN) return gcm_alloc(c, size, false);
+    size = gcm_check_size(size);
     /* Spans start on a page, so every object of a class whose size is a
      * multiple of align is aligned: use the smallest such class. */
     if (size <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE) {
@@ -43,18 +46,20 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (total <= GCM_MAX_SMALL) {
-        void *p = alloc_small(c, gcm_span_class(gcm_size_class(total), false));
+    size_t want = gcm_check_size(total);
+    if (want <= GCM_MAX_SMALL) {
+        void *p = alloc_small(c, gcm_span_class(gcm_size_class(want), false));
         if (p) memset(p, 0, total);
         return p;
     }
-    mspan *s = gcm_mheap_alloc_large(total, 0, false);
+    mspan *s = gcm_mheap_alloc_large(want, 0, false);
     if (!s) return NULL;
     if (s->needzero) memset((void *)s->base, 0, total);
     return (void *)s->base;
 }
 
 void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
+    if (GCM_UNLIKELY(gcm_check_on)) return gcm_check_realloc(c, p, size, fn);
     size_t idx;
     mspan *s = gcm_lookup_strict(p, &idx, fn);
     bool large = mspan_is_large(s);
@@ -74,6 +79,11 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
 }
 
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
+    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
+    else gcm_dealloc_release(s, p, fn);
+}
+
+void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
     if (mspan_is_large(s)) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees

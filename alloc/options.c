@@ -32,6 +32,11 @@ const gcm_option_desc gcm_option_table[GCM_OPT_COUNT] = {
     [GCM_OPT_GC_SCAN_MAPS] = {"GC_SCAN_MAPS", GCM_OPT_ENUM, GCM_SCAN_MAPS_AUTO, 0, 2, scan_maps_values,
                               "the collector also scans the program's own anonymous memory (its mmap'ed areas); "
                               "auto: when GCMALLOC_GC=collect turned it on"},
+    [GCM_OPT_CHECK] = {"CHECK", GCM_OPT_BOOL, 0, 0, 1, NULL,
+                       "check mode: canary bytes after each object verified at free and realloc, freed memory "
+                       "junk-filled and quarantined, double frees caught; costs CHECK_COST"},
+    [GCM_OPT_CHECK_QUARANTINE] = {"CHECK_QUARANTINE", GCM_OPT_INT, 32 << 20, 0, 1 << 30, NULL,
+                                  "check mode: bytes of freed objects held back from reuse (and at most 65536 objects)"},
 };
 
 static long values[GCM_OPT_COUNT];

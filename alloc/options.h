@@ -15,6 +15,8 @@ typedef enum gcm_option_id {
     GCM_OPT_GC_PERCENT, /* pacing, as Go's GOGC */
     GCM_OPT_GC_SIGNAL,  /* the signal that stops threads for a collection */
     GCM_OPT_GC_SCAN_MAPS, /* also scan the program's own anonymous mappings */
+    GCM_OPT_CHECK,        /* the checking mode (alloc/check.c) */
+    GCM_OPT_CHECK_QUARANTINE, /* its quarantine's bound, bytes */
     GCM_OPT_COUNT
 } gcm_option_id;
 
