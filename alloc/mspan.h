@@ -96,8 +96,9 @@ typedef struct mspan {
     uint64_t *scopeBits;  /* gcm_malloc_scoped objects not yet freed or escaped (gc/scope.c); atomic */
     uint32_t sweep_gen;   /* the collection whose garbage gcmarkBits hold */
     uint32_t swept_gen;   /* the last collection swept; owner (or mcentral.lock) */
-    uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck mode; NULL if none */
-    size_t reqsize;       /* large spans: the requested size (statistics) */
+    uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck and check modes; NULL if none.
+                           * Check mode: top bit set by the free that took the object (alloc/check.c) */
+    size_t reqsize;       /* large spans: the requested size (statistics); top bit as reqsizes' */
 } mspan;
 
 /* A span with no free objects that belongs to nobody: every slot of an
