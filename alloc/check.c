@@ -30,8 +30,15 @@
  * nothing for fork to deadlock on (a fork child loses only the objects other
  * threads were taking out at that instant: they stay allocated), and a free
  * from a signal handler that interrupted a free cannot deadlock. The ring is
- * a root of the collector (gcm_check_roots): quarantined objects are neither
- * collected nor reported as leaks.
+ * a root of the collector (gcm_check_roots): quarantined objects are not
+ * reported as leaks.
+ *
+ * The collector: leakcheck mode works with check mode (marking frees
+ * nothing). Collect mode is refused: the objects it frees skip every check
+ * (nobody verifies or junk-fills them), and a check run would blame the
+ * program for what the collector did. GCMALLOC_GC=collect turns check mode
+ * off with one warning line; gcm_set_gc_mode refuses collect while check
+ * mode is on.
  *
  * An object leaving the quarantine has its junk verified (a mismatch is a
  * write after free), then is really freed (gcm_dealloc_release). At exit,
@@ -45,6 +52,7 @@
 #include "mheap.h"
 #include "options.h"
 #include "os.h"
+#include "include/gcmalloc.h" /* GCM_GC_COLLECT */
 
 #include <errno.h>
 #include <string.h>
@@ -70,6 +78,12 @@ static struct {
 
 void gcm_check_init(void) {
     if (!gcm_option(GCM_OPT_CHECK)) return;
+    if (gcm_option(GCM_OPT_GC) == GCM_GC_COLLECT) {
+        static const char msg[] = "gcmalloc: warning: GCMALLOC_CHECK=1 does not go with GCMALLOC_GC=collect "
+                                  "(the collector frees objects behind the checks' back); check mode off\n";
+        gcm_os_write(2, msg, sizeof msg - 1);
+        return;
+    }
     q.slot = gcm_os_map(NULL, QSLOTS * sizeof(void *));
     if (!q.slot) {
         static const char msg[] = "gcmalloc: warning: GCMALLOC_CHECK=1: no memory for the quarantine; check mode off\n";

@@ -34,7 +34,7 @@ extern bool gcm_check_on;
  * options, before any mcache exists; no malloc). */
 void gcm_check_init(void);
 /* The quarantine's slots, for the collector's roots: quarantined objects are
- * still allocated, and must be neither collected nor reported as leaks.
+ * still allocated, and must not be reported as leaks.
  * false when check mode is off. */
 bool gcm_check_roots(const void **lo, size_t *len);
 

@@ -56,6 +56,10 @@ __attribute__((constructor)) static void register_main_thread(void) { gcm_stw_in
 
 GCM_EXPORT int gcm_set_gc_mode(int mode) {
     if (!gcm_thread_cache() && !gcm_heap_ready()) return -1; /* makes sure start-up ran */
+    if (mode == GCM_GC_COLLECT && gcm_check_on) { /* see alloc/check.c */
+        errno = EINVAL;
+        return -1;
+    }
     int old = gcm_gc_set_mode(mode);
     if (old >= 0) gcm_shim_set_detour(mode == GCM_GC_LEAKCHECK || gcm_check_on);
     return old;

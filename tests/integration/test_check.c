@@ -13,7 +13,7 @@
  *   gcmalloc: double free at 0x... (object of 24 bytes): freed already, seen by free()
  *
  * The clean cases (threads, realloc, every aligned form, calloc, fork, C++
- * operator new, the collector, python3) must exit 0 with nothing on stderr;
+ * operator new, leak checks, python3) must exit 0 with nothing on stderr;
  * without GCMALLOC_CHECK the faulty programs run silently (the cost of the
  * mode is opt-in, the default is unchanged).
  */
@@ -283,6 +283,30 @@ static void clean_with_collector(void) {
     cycle_quarantine();
 }
 
+/* The collector's modes under check mode: collect is refused, leakcheck and
+ * back leaves check mode working. */
+static void gc_modes(void) {
+    errno = 0;
+    if (gcm_set_gc_mode(GCM_GC_COLLECT) != -1 || errno != EINVAL)
+        CHILD_FAIL(40, "gcm_set_gc_mode(collect) accepted in check mode");
+    if (gcm_set_gc_mode(GCM_GC_LEAKCHECK) != GCM_GC_OFF || gcm_set_gc_mode(GCM_GC_OFF) != GCM_GC_LEAKCHECK)
+        CHILD_FAIL(41, "gcm_set_gc_mode(leakcheck / off) failed");
+    for (int i = 0; i < 1000; i++) {
+        char *p = malloc(24);
+        if (malloc_usable_size(p) != 24)
+            CHILD_FAIL(42, "check mode lost after leakcheck mode: usable size %zu", malloc_usable_size(p));
+        free(p);
+    }
+}
+
+/* Whether check mode is on, as the program sees it. */
+static void usable_of_24(void) {
+    char b[32];
+    int n = snprintf(b, sizeof b, "%zu\n", malloc_usable_size(opaque(malloc(24))));
+    if (write(1, b, (size_t)n) != n)
+        _exit(5);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -301,6 +325,8 @@ static const struct {
     {"realloc_of_freed", realloc_of_freed},
     {"clean_threads_and_fork", clean_threads_and_fork},
     {"clean_with_collector", clean_with_collector},
+    {"gc_modes", gc_modes},
+    {"usable_of_24", usable_of_24},
 };
 
 __attribute__((constructor)) static void run_case(void) {
@@ -427,9 +453,23 @@ Test(check, clean_program_with_threads_realloc_aligned_and_fork) {
     expect_clean("clean_threads_and_fork", NULL, false);
 }
 
-Test(check, quarantined_objects_are_neither_collected_nor_leaks) {
+Test(check, quarantined_objects_are_not_leaks) {
     expect_clean("clean_with_collector", NULL, false);
-    expect_clean("clean_threads_and_fork", "GCMALLOC_GC=collect", false);
+}
+
+/* GCMALLOC_GC=collect turns check mode off with one warning line;
+ * gcm_set_gc_mode refuses collect in check mode. */
+Test(check, collect_mode_is_refused) {
+    struct run_result r = run_case_process("usable_of_24", "GCMALLOC_GC=collect", false);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.err, "gcmalloc: warning: GCMALLOC_CHECK=1 does not go with GCMALLOC_GC=collect (the "
+                            "collector frees objects behind the checks' back); check mode off\n");
+    cr_assert_str_eq(r.out, "32\n", "check mode is still on: usable size %s", r.out);
+    run_result_free(&r);
+    r = run_case_process("usable_of_24", NULL, false);
+    cr_assert_str_eq(r.out, "24\n", "check mode is off: usable size %s", r.out);
+    run_result_free(&r);
+    expect_clean("gc_modes", NULL, false);
 }
 
 /* Off (the default): the same faulty programs run to their end in silence. */
