@@ -6,6 +6,7 @@
  * runs.
  */
 #include "malloc.h"
+#include "check.h"
 #include "mheap.h"
 #include "os.h"
 #include "vg.h"
@@ -24,6 +25,7 @@ static void *alloc_small(mcache *c, unsigned spc) {
 }
 
 static void *alloc_any(mcache *c, size_t size, bool noscan) {
+    size = gcm_check_size(size);
     if (size <= GCM_MAX_SMALL) {
         unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
         return alloc_small(c, gcm_span_class(sc, noscan));
@@ -34,6 +36,7 @@ static void *alloc_any(mcache *c, size_t size, bool noscan) {
 
 static void *alloc_aligned(mcache *c, size_t size, size_t align) {
     if (align <= GCM_MIN_ALIGN) return alloc_any(c, size, false);
+    size = gcm_check_size(size);
     /* Spans start on a page, so every object of a class whose size is a
      * multiple of align is aligned: use the smallest such class. */
     if (size <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE) {
@@ -56,12 +59,13 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (total <= GCM_MAX_SMALL) {
-        void *p = gcm_vg_alloc(alloc_small(c, gcm_span_class(gcm_size_class(total), false)), total, false);
+    size_t want = gcm_check_size(total);
+    if (want <= GCM_MAX_SMALL) {
+        void *p = gcm_vg_alloc(alloc_small(c, gcm_span_class(gcm_size_class(want), false)), total, false);
         if (p) memset(p, 0, total);
         return p;
     }
-    mspan *s = gcm_mheap_alloc_large(total, 0, false);
+    mspan *s = gcm_mheap_alloc_large(want, 0, false);
     if (!s) return NULL;
     gcm_vg_alloc((void *)s->base, total, true);
     if (s->needzero) memset((void *)s->base, 0, total);
@@ -69,6 +73,7 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
 }
 
 void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
+    if (GCM_UNLIKELY(gcm_check_on)) return gcm_check_realloc(c, p, size, fn);
     size_t idx;
     mspan *s = gcm_lookup_strict(p, &idx, fn);
     bool large = mspan_is_large(s);
@@ -89,6 +94,11 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
 
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
     gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
+    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
+    else gcm_dealloc_release(s, p, fn);
+}
+
+void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
     if (mspan_is_large(s)) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees

@@ -19,6 +19,7 @@
 #define GCM_MALLOC_H
 
 #include "arena.h"
+#include "check.h"
 #include "mcache.h"
 #include "sizeclass.h"
 #include "vg.h"
@@ -34,6 +35,9 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn);
 __attribute__((noreturn, cold)) void gcm_report_bad(const char *fn, const void *p);
 __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const void *p, const struct mspan *s);
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
+/* The free itself, without check mode's quarantine (gcm_dealloc_slow's part
+ * that returns the object to its span). */
+void gcm_dealloc_release(mspan *s, void *p, const char *fn);
 
 /* The span of object p, which must be the start of an object; reports and
  * aborts otherwise. A large span's interior passes here (its index is always
@@ -76,6 +80,7 @@ GCM_INLINE size_t gcm_usable(const void *p, const char *fn) {
     mspan *s = gcm_lookup_strict(p, &idx, fn);
     if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, GCM_LOAD(&s->owner) == gcm_tls_mcache)))
         gcm_fatal_ptr(fn, "invalid pointer", p, "(not the start of an allocated object)");
+    if (GCM_UNLIKELY(gcm_check_on)) return gcm_check_usable(s, p, fn); /* never invite writes over the canary */
     return gcm_vg_size(s, idx);
 }
 

@@ -103,8 +103,9 @@ typedef struct mspan {
     uint64_t *scopeBits;  /* gcm_malloc_scoped objects not yet freed or escaped (gc/scope.c); atomic */
     uint32_t sweep_gen;   /* the collection whose garbage gcmarkBits hold */
     uint32_t swept_gen;   /* the last collection swept; owner (or mcentral.lock) */
-    uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck mode; NULL if none */
-    size_t reqsize;       /* large spans: the requested size (statistics) */
+    uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck and check modes; NULL if none.
+                           * Check mode: top bit set by the free that took the object (alloc/check.c) */
+    size_t reqsize;       /* large spans: the requested size (statistics); top bit as reqsizes' */
     /* Allocation stack ids (gc/stacks.h), recorded with reqsizes when
      * GCMALLOC_LEAKCHECK_STACKS is on: per object for a small span (NULL if
      * none), stackid for a large one; 0 = none. */

@@ -16,6 +16,8 @@ typedef enum gcm_option_id {
     GCM_OPT_GC_SIGNAL,  /* the signal that stops threads for a collection */
     GCM_OPT_GC_SCAN_MAPS, /* also scan the program's own anonymous mappings */
     GCM_OPT_LEAKCHECK_STACKS, /* leakcheck records allocation call stacks (gc/stacks.h) */
+    GCM_OPT_CHECK,        /* the checking mode (alloc/check.c) */
+    GCM_OPT_CHECK_QUARANTINE, /* its quarantine's bound, bytes */
     GCM_OPT_COUNT
 } gcm_option_id;
 

@@ -43,7 +43,8 @@ void *gcm_malloc_noscan(size_t size);
 #define GCM_GC_OFF 0
 #define GCM_GC_COLLECT 1
 #define GCM_GC_LEAKCHECK 2
-/* Returns the previous mode; -1 (errno EINVAL) for an unknown mode. */
+/* Returns the previous mode; -1 (errno EINVAL) for an unknown mode, and for
+ * collect while GCMALLOC_CHECK=1 (the two do not go together). */
 int gcm_set_gc_mode(int mode);
 int gcm_get_gc_mode(void);
 /* A full stop-the-world collection, now (in any mode: in off and leakcheck

@@ -57,6 +57,9 @@ GCM_STACK_SKIP void gcm_shim_record(void *p, size_t size) {
 void gcm_gc_process_init(void) {
     gcm_gc_init();
     if (gcm_gc_mode == GCM_GC_LEAKCHECK) gcm_shim_set_detour(true);
+    const void *q;
+    size_t qlen;
+    if (gcm_check_roots(&q, &qlen)) gcm_gc_add_roots(q, qlen); /* quarantined objects stay allocated */
 }
 
 /* The main thread registers itself before main() (and before any thread
@@ -67,8 +70,12 @@ __attribute__((constructor)) static void register_main_thread(void) { gcm_stw_in
 
 GCM_EXPORT int gcm_set_gc_mode(int mode) {
     if (!gcm_thread_cache() && !gcm_heap_ready()) return -1; /* makes sure start-up ran */
+    if (mode == GCM_GC_COLLECT && gcm_check_on) { /* see alloc/check.c */
+        errno = EINVAL;
+        return -1;
+    }
     int old = gcm_gc_set_mode(mode);
-    if (old >= 0) gcm_shim_set_detour(mode == GCM_GC_LEAKCHECK);
+    if (old >= 0) gcm_shim_set_detour(mode == GCM_GC_LEAKCHECK || gcm_check_on);
     return old;
 }
 GCM_EXPORT int gcm_get_gc_mode(void) { return gcm_gc_mode; }

@@ -30,18 +30,22 @@ void gcm_gc_process_init(void);
 /* True once the heap exists (after the first allocation). */
 GCM_INLINE bool gcm_heap_ready(void) { return __atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE); }
 
-/* Leakcheck mode detours every allocation through the slow path, which
- * records its requested size (mspan.reqsizes) and, with
+/* Leakcheck and check modes detour every allocation through the slow path,
+ * which records its requested size (mspan.reqsizes) and, with
  * GCMALLOC_LEAKCHECK_STACKS, its call stack (gc/stacks.h; turning the detour
- * on maps the stack table): the thread's fast-path mcache
- * pointer is gcm_empty_mcache, its real one gcm_tls_own. Costs nothing when
- * off: the fast path is unchanged, only slow paths test the flag. Under
- * valgrind it is on for the whole run (alloc/vg.h). */
+ * on maps the stack table): the thread's fast-path mcache pointer is
+ * gcm_empty_mcache, its real one gcm_tls_own. Costs nothing when off: the
+ * fast path is unchanged, only slow paths test the flag. Check mode also
+ * writes the canary (alloc/check.h), and may fail the allocation. Under
+ * valgrind the detour is on for the whole run (alloc/vg.h). */
 extern bool gcm_shim_detour;
 void gcm_shim_set_detour(bool on);
 void gcm_shim_record(void *p, size_t size);
 GCM_INLINE void *gcm_shim_recorded(void *p, size_t size) {
-    if (GCM_UNLIKELY(gcm_shim_detour) && p) gcm_shim_record(p, size);
+    if (GCM_UNLIKELY(gcm_shim_detour) && p) {
+        gcm_shim_record(p, size);
+        if (gcm_check_on) return gcm_check_new(p, size);
+    }
     return p;
 }
 

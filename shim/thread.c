@@ -4,9 +4,10 @@
  * Start-up happens inside the first malloc of the process, which may come
  * from ld.so, from libc before its constructors, or from any thread. It is
  * split in two so that it never recurses into itself:
- *  1. the heap (mheap, page allocator): pure system calls, no malloc;
+ *  1. the heap (mheap, page allocator), the options and check mode: pure
+ *     system calls and string functions, no malloc;
  *  2. everything that calls into libc and may itself allocate (the thread-exit
- *     key, fork handlers, options): done after the calling thread already
+ *     key, fork handlers, the collector): done after the calling thread already
  *     has its mcache, so an allocation from inside libc takes the normal path.
  * Other threads that arrive meanwhile wait for step 1 and 2 to finish.
  *
@@ -51,6 +52,13 @@ static bool heap_init(void) {
                                     __ATOMIC_ACQUIRE)) {
         if (gcm_vg_start()) gcm_shim_set_detour(true); /* before the first span and mcache (alloc/vg.h) */
         bool ok = gcm_mheap_init();
+        if (ok) {
+            /* Check mode must be on before the first mcache exists: every
+             * object it sees must have been allocated with a canary. */
+            gcm_options_init();
+            gcm_check_init();
+            if (gcm_check_on) gcm_shim_set_detour(true);
+        }
         __atomic_store_n(&init_state, ok ? INIT_HEAP_DONE : INIT_NONE, __ATOMIC_RELEASE);
         return ok;
     }
@@ -66,7 +74,6 @@ static void process_init(void) {
         wait_for(INIT_DONE);
         return;
     }
-    gcm_options_init();
     pthread_key_create(&exit_key, thread_exit);
     gcm_fork_init();
     gcm_gc_process_init();
@@ -90,9 +97,11 @@ mcache *gcm_thread_attach(void) {
     return c;
 }
 
-/* GCMALLOC_STATS=1 / json: the report on stderr at exit. */
+/* GCMALLOC_STATS=1 / json: the report on stderr at exit; before it, check
+ * mode's last verification. */
 __attribute__((destructor)) static void report_at_exit(void) {
     if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE) return;
+    gcm_check_flush(); /* what waits in the quarantine is verified too */
     if (gcm_gc_mode == GCM_GC_LEAKCHECK) gcm_gc_leakcheck(gcm_options_report_fd());
     long mode = gcm_option(GCM_OPT_STATS);
     if (mode == GCM_STATS_JSON)

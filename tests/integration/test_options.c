@@ -46,6 +46,7 @@ static char *run_helper(const char *const *settings) {
 
 #define GC_DEFAULTS "gcmalloc: GCMALLOC_GC=off (default)\ngcmalloc: GCMALLOC_GC_PERCENT=100 (default)\ngcmalloc: GCMALLOC_GC_SIGNAL=61 (default)\ngcmalloc: GCMALLOC_GC_SCAN_MAPS=auto (default)\n" \
     "gcmalloc: GCMALLOC_LEAKCHECK_STACKS=0 (default)\n"
+#define CHECK_DEFAULTS "gcmalloc: GCMALLOC_CHECK=0 (default)\ngcmalloc: GCMALLOC_CHECK_QUARANTINE=33554432 (default)\n"
 
 static void expect(const char *const *settings, const char *want) {
     char *err = run_helper(settings);
@@ -68,7 +69,7 @@ Test(options, unknown_variable_warns_once) {
     expect((const char *[]){"GCMALLOC_STAT=1", NULL},
            "gcmalloc: warning: GCMALLOC_STAT: unknown variable, ignored "
            "(known: GCMALLOC_STATS, GCMALLOC_VERBOSE, GCMALLOC_GC, GCMALLOC_GC_PERCENT, GCMALLOC_GC_SIGNAL, "
-           "GCMALLOC_GC_SCAN_MAPS, GCMALLOC_LEAKCHECK_STACKS)\n");
+           "GCMALLOC_GC_SCAN_MAPS, GCMALLOC_LEAKCHECK_STACKS, GCMALLOC_CHECK, GCMALLOC_CHECK_QUARANTINE)\n");
 }
 
 Test(options, bad_values_warn_and_use_the_default) {
@@ -85,16 +86,16 @@ Test(options, bad_values_warn_and_use_the_default) {
 
 Test(options, verbose_prints_the_effective_settings) {
     char *err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", NULL});
-    cr_assert_str_eq(err, "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS);
+    cr_assert_str_eq(err, "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS CHECK_DEFAULTS);
     free(err);
     /* A bad value is warned about, then shown as its default. */
     err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", "GCMALLOC_STATS=2", NULL});
     cr_assert_str_eq(err,
                      "gcmalloc: warning: GCMALLOC_STATS=2: bad value (accepted: 0, 1, json); using the default, 0\n"
-                     "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS);
+                     "gcmalloc: GCMALLOC_STATS=0 (default)\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS CHECK_DEFAULTS);
     free(err);
     err = run_helper((const char *[]){"GCMALLOC_VERBOSE=1", "GCMALLOC_STATS=json", NULL});
-    const char *want = "gcmalloc: GCMALLOC_STATS=json\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS "{\"heap\": ";
+    const char *want = "gcmalloc: GCMALLOC_STATS=json\ngcmalloc: GCMALLOC_VERBOSE=1\n" GC_DEFAULTS CHECK_DEFAULTS "{\"heap\": ";
     cr_assert(strncmp(err, want, strlen(want)) == 0, "%s", err);
     free(err);
 }

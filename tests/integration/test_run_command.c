@@ -1,7 +1,7 @@
 /*
  * The run command (build/gcmalloc, from scripts/gcmalloc.in): runs a program
  * with LD_PRELOAD set to the library next to it, passes the arguments and the
- * exit status through, sets GCMALLOC_STATS / GCMALLOC_GC from its flags,
+ * exit status through, sets GCMALLOC_STATS / GCMALLOC_GC / GCMALLOC_CHECK from its flags,
  * explains itself with --help and fails clearly on a missing program or a
  * bad flag.
  */
@@ -101,6 +101,15 @@ Test(run_command, gc_leakcheck_reports_at_exit) {
     run(argv, NULL, 0, &r);
     cr_assert_str_eq(r.out, "ran\n");
     cr_assert(strncmp(r.err, "gcmalloc: leaks: ", 17) == 0, "no leak report first on stderr: %s", r.err);
+    run_result_free(&r);
+}
+
+Test(run_command, check_flag_turns_check_mode_on) {
+    const char *argv[] = {CMD, "--check", "--verbose", "/bin/ls", "/", NULL};
+    struct run_result r;
+    run(argv, NULL, 0, &r);
+    cr_assert_not_null(strstr(r.out, "usr"), "ls / printed %s", r.out);
+    cr_assert_not_null(strstr(r.err, "gcmalloc: GCMALLOC_CHECK=1\n"), "check mode not on: %s", r.err);
     run_result_free(&r);
 }
 
