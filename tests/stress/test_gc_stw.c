@@ -168,17 +168,6 @@ static int count_lines(const char *text, const char *needle) {
     return n;
 }
 
-/* Run fn in a child; require exit 0; return what it wrote on stderr. */
-static const char *run_child_err(void (*fn)(void *), const char *name, unsigned timeout) {
-    static struct child_result cr;
-    char s[64];
-    int r = run_in_child(fn, NULL, timeout, &cr);
-    cr_assert_eq(r, 0, "%s: the child hung (killed after %u s); stderr: %s", name, timeout, cr.err);
-    cr_assert(WIFEXITED(cr.status) && WEXITSTATUS(cr.status) == 0, "%s: the child ended with %s: %s", name,
-              status_str(cr.status, s, sizeof s), cr.err);
-    return cr.err;
-}
-
 /* ------------------------------------------------------------ blocked threads */
 
 static void blocked_child(void *arg) {
@@ -245,7 +234,7 @@ static void masked_child(void *arg) {
 }
 
 Test(gc_stw, raw_sigprocmask_gives_up_once, .timeout = 60) {
-    const char *err = run_child_err(masked_child, "masked_child", 50);
+    const char *err = gct_run_child_err(masked_child, NULL, 50, "masked_child");
     cr_assert_eq(count_lines(err, "did not stop within 1 s"), 1, "want exactly one give-up warning; stderr: %s", err);
     cr_assert_eq(count_lines(err, "gcmalloc:"), 1, "want exactly one line from gcmalloc; stderr: %s", err);
 }
@@ -360,12 +349,12 @@ static void handler_after_child(void *arg) {
 }
 
 Test(gc_stw, program_handler_installed_first, .timeout = 60) {
-    const char *err = run_child_err(handler_before_child, "handler_before_child", 50);
+    const char *err = gct_run_child_err(handler_before_child, NULL, 50, "handler_before_child");
     cr_assert_eq(count_lines(err, "gcmalloc:"), 0, "stderr: %s", err);
 }
 
 Test(gc_stw, program_handler_installed_later, .timeout = 60) {
-    const char *err = run_child_err(handler_after_child, "handler_after_child", 50);
+    const char *err = gct_run_child_err(handler_after_child, NULL, 50, "handler_after_child");
     cr_assert_eq(count_lines(err, "installs a handler for signal 61"), 1, "want one warning; stderr: %s", err);
     cr_assert_eq(count_lines(err, "gcmalloc:"), 1, "stderr: %s", err);
 }
@@ -509,7 +498,7 @@ static void idle_child(void *arg) {
 }
 
 Test(gc_stw, idle_threads_256, .timeout = 60) {
-    const char *err = run_child_err(idle_child, "idle_child", 50);
+    const char *err = gct_run_child_err(idle_child, NULL, 50, "idle_child");
     cr_log_info("%s", err);
     fprintf(stderr, "%s", err);
 }
