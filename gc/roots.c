@@ -135,20 +135,12 @@ static void scan_mapped_around(uintptr_t at, uintptr_t lo, uintptr_t hi) {
  * 4 KiB covers it (2.36: about 2.3 KiB) and is clamped to what is mapped. */
 #define TCB_SCAN_BYTES 4096
 
-/* The DTV: tcbhead_t.dtv at tp + 8 points at entry 1 of an array of
- * 16-byte entries whose entry -1 holds the length. */
-static void mark_dtv(uintptr_t tp) {
-    uintptr_t dtv = ((const uintptr_t *)tp)[1];
-    if (dtv && (dtv & 7) == 0) {
-        size_t len = ((const size_t *)dtv)[-2];
-        if (len < 65536) gcm_mark_range(dtv - 16, dtv + 16 * (len + 1));
-    }
-}
-
 static void scan_thread(gthread *t, void *ctx) {
-    if (t->state == GT_STARTING) { /* its DTV, made by the parent, is referenced from its TCB only */
+    if (t->state == GT_STARTING) {
         gcm_mark_ptr((uintptr_t)t->start_arg);
-        if (t->tp) mark_dtv(t->tp);
+        /* Its DTV, made by the parent: its TCB, the only reference, is not
+         * scanned yet (tcbhead_t.dtv, at tp + 8, points inside the block). */
+        if (t->tp) gcm_mark_ptr(((const uintptr_t *)t->tp)[1]);
         return;
     }
     uintptr_t sp = t->sp;
@@ -162,7 +154,15 @@ static void scan_thread(gthread *t, void *ctx) {
     }
     if (t->is_main && t->tp) /* static TLS below the thread pointer, the TCB above */
         scan_mapped_around(t->tp, t->tp - tls_static_size, t->tp + TCB_SCAN_BYTES);
-    if (t->tp) mark_dtv(t->tp);
+    /* The DTV: tcbhead_t.dtv at tp + 8 points at entry 1 of an array of
+     * 16-byte entries whose entry -1 holds the length. */
+    if (t->tp) {
+        uintptr_t dtv = ((const uintptr_t *)t->tp)[1];
+        if (dtv && (dtv & 7) == 0) {
+            size_t len = ((const size_t *)dtv)[-2];
+            if (len < 65536) gcm_mark_range(dtv - 16, dtv + 16 * (len + 1));
+        }
+    }
     gcm_scope_mark(t);
 }
 

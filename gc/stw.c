@@ -62,13 +62,12 @@ static void futex_wait(uint32_t *addr, uint32_t val, long timeout_ns) {
     struct timespec ts = {timeout_ns / 1000000000L, timeout_ns % 1000000000L};
     syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, timeout_ns ? &ts : NULL, NULL, 0);
 }
+static void futex_wake(uint32_t *addr, int n) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
-
-static void futex_wake(uint32_t *addr, int n) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
 
 void gcm_stw_lock(void) { gcm_lock_acquire(&reg_lock); }
 void gcm_stw_unlock(void) { gcm_lock_release(&reg_lock); }
@@ -104,11 +103,13 @@ static void scope_arrays_free(gthread *t) {
  * one in the same round (their keys are younger) and may allocate and use
  * objects that only their stack holds, so the thread must stay stopped and
  * scanned while they run. The key is set again each time, and the thread
- * leaves at glibc's last round (PTHREAD_DESTRUCTOR_ITERATIONS), when only
- * destructors whose values were set again during the rounds before remain. */
+ * leaves at the last round but one of glibc's PTHREAD_DESTRUCTOR_ITERATIONS:
+ * the last is left to the libraries that use the same trick to come after
+ * every other destructor (the sanitizers' runtimes tear the thread down
+ * there; gcmalloc's code after that crashed under TSan). */
 static void thread_exit(void *arg) {
     gthread *t = arg;
-    if (++t->exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS && pthread_setspecific(exit_key, t) == 0) return;
+    if (++t->exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS - 1 && pthread_setspecific(exit_key, t) == 0) return;
     gcm_lock_acquire(&reg_lock);
     t->state = GT_EXITED;
     scope_arrays_free(t);

@@ -27,6 +27,8 @@
  *  - the registry list and every record's state change only with the
  *    registry lock held; the collector holds it from stop to restart, so no
  *    thread starts or leaves the registry while the world is stopped;
+ *  - no collection stops the world while a pthread_create is between
+ *    gcm_stw_prepare and gcm_stw_born (see "Births" in stw.c);
  *  - lock order: gc lock, heap locks, registry lock.
  */
 #ifndef GCM_STW_H
