@@ -59,7 +59,11 @@ static void set_trigger(size_t live) {
 static bool cycle(cycle_kind kind) {
     if (!__atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE)) return false;
     if (gcm_vg_on) return false; /* the collector stays off under valgrind (alloc/vg.h) */
-    if (!gcm_stw_install() || !gcm_stw_can_stop() || !gcm_roots_prepare()) return false;
+    if (!gcm_stw_install() || !gcm_stw_births_hold()) return false;
+    if (!gcm_stw_can_stop() || !gcm_roots_prepare()) {
+        gcm_stw_births_release();
+        return false;
+    }
     uint64_t t0 = now_ns();
     gcm_mcache_orphan_lock();
     gcm_mheap_lock_all();
@@ -68,6 +72,7 @@ static bool cycle(cycle_kind kind) {
         gcm_os_regions_unlock();
         gcm_mheap_unlock_all();
         gcm_mcache_orphan_unlock();
+        gcm_stw_births_release();
         return false;
     }
     bool ok = gcm_mark_begin();
@@ -82,6 +87,7 @@ static bool cycle(cycle_kind kind) {
     gcm_os_regions_unlock();
     gcm_mheap_unlock_all();
     gcm_mcache_orphan_unlock();
+    gcm_stw_births_release();
     uint64_t pause = now_ns() - t0;
     if (!ok) return false;
 

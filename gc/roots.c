@@ -138,6 +138,9 @@ static void scan_mapped_around(uintptr_t at, uintptr_t lo, uintptr_t hi) {
 static void scan_thread(gthread *t, void *ctx) {
     if (t->state == GT_STARTING) {
         gcm_mark_ptr((uintptr_t)t->start_arg);
+        /* Its DTV, made by the parent: its TCB, the only reference, is not
+         * scanned yet (tcbhead_t.dtv, at tp + 8, points inside the block). */
+        if (t->tp) gcm_mark_ptr(((const uintptr_t *)t->tp)[1]);
         return;
     }
     uintptr_t sp = t->sp;

@@ -32,6 +32,17 @@ static fixalloc reg_alloc;  /* reg_lock */
 static pthread_key_t exit_key;
 static bool key_ready;
 
+/* Births. Inside the C library's pthread_create the parent allocates the
+ * new thread's DTV and stores it only in the new thread's TCB, which no root
+ * covers until the parent knows the thread pointer (gcm_stw_born). So a
+ * collection waits until no birth is under way, and holds new ones back at
+ * the gate until the world runs again. A thread collecting from inside its
+ * own pthread_create (an allocation there is due a collection) does not
+ * collect. */
+static uint32_t births;         /* atomic: threads between gcm_stw_prepare and gcm_stw_born */
+static uint32_t birth_gate;     /* atomic: 1 while a collection waits for births or runs */
+static GCM_TLS bool in_birth;   /* this thread is inside pthread_create */
+
 static uint32_t stw_epoch;  /* odd while a stop is under way */
 static uint32_t stw_acks;   /* threads that stopped for the current epoch */
 static bool installed;      /* our handler is on gcm_stw_signal */
@@ -52,6 +63,11 @@ static void futex_wait(uint32_t *addr, uint32_t val, long timeout_ns) {
     syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, timeout_ns ? &ts : NULL, NULL, 0);
 }
 static void futex_wake(uint32_t *addr, int n) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 void gcm_stw_lock(void) { gcm_lock_acquire(&reg_lock); }
 void gcm_stw_unlock(void) { gcm_lock_release(&reg_lock); }
@@ -81,9 +97,19 @@ static void scope_arrays_free(gthread *t) {
 /* Thread exit (a pthread key destructor, after C++ thread_local destructors
  * ran): the thread leaves the set the collector stops. Its record stays, as
  * EXITED, until its tid is gone, so that /proc/self/task still adds up. Its
- * open scopes are dropped: their objects become ordinary ones. */
+ * open scopes are dropped: their objects become ordinary ones.
+ *
+ * Not at the first call: the program's own key destructors run after this
+ * one in the same round (their keys are younger) and may allocate and use
+ * objects that only their stack holds, so the thread must stay stopped and
+ * scanned while they run. The key is set again each time, and the thread
+ * leaves at the last round but one of glibc's PTHREAD_DESTRUCTOR_ITERATIONS:
+ * the last is left to the libraries that use the same trick to come after
+ * every other destructor (the sanitizers' runtimes tear the thread down
+ * there; gcmalloc's code after that crashed under TSan). */
 static void thread_exit(void *arg) {
     gthread *t = arg;
+    if (++t->exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS - 1 && pthread_setspecific(exit_key, t) == 0) return;
     gcm_lock_acquire(&reg_lock);
     t->state = GT_EXITED;
     scope_arrays_free(t);
@@ -148,6 +174,13 @@ void gcm_stw_init_main(void) {
 }
 
 gthread *gcm_stw_prepare(void *(*fn)(void *), void *arg) {
+    for (;;) { /* (a stopped thread waiting here is scanned like any other) */
+        while (__atomic_load_n(&birth_gate, __ATOMIC_SEQ_CST)) futex_wait(&birth_gate, 1, 0);
+        __atomic_add_fetch(&births, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&birth_gate, __ATOMIC_SEQ_CST)) break;
+        if (__atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST) == 0) futex_wake(&births, INT_MAX);
+    }
+    in_birth = true;
     if (!key_ready) {
         gcm_lock_acquire(&reg_lock);
         if (!key_ready) key_ready = pthread_key_create(&exit_key, thread_exit) == 0;
@@ -162,14 +195,43 @@ gthread *gcm_stw_prepare(void *(*fn)(void *), void *arg) {
         list_add(t);
     }
     gcm_lock_release(&reg_lock);
+    if (!t) gcm_stw_born(NULL, 0);
     return t;
 }
 
-void gcm_stw_abort(gthread *t) {
-    gcm_lock_acquire(&reg_lock);
-    list_del(t);
-    gcm_fixalloc_free(&reg_alloc, t);
-    gcm_lock_release(&reg_lock);
+void gcm_stw_born(gthread *t, uintptr_t tp) {
+    if (t) {
+        gcm_lock_acquire(&reg_lock);
+        if (!tp) {
+            list_del(t);
+            gcm_fixalloc_free(&reg_alloc, t);
+        } else if (t->state == GT_STARTING) {
+            t->tp = tp;
+        }
+        gcm_lock_release(&reg_lock);
+    }
+    in_birth = false;
+    if (__atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST) == 0) futex_wake(&births, INT_MAX);
+}
+
+bool gcm_stw_births_hold(void) {
+    if (in_birth) return false;
+    __atomic_store_n(&birth_gate, 1, __ATOMIC_SEQ_CST);
+    uint64_t deadline = now_ns() + (uint64_t)STOP_TIMEOUT_MS * 1000000u;
+    for (;;) {
+        uint32_t n = __atomic_load_n(&births, __ATOMIC_SEQ_CST);
+        if (n == 0) return true;
+        uint64_t now = now_ns();
+        if (now >= deadline) break;
+        futex_wait(&births, n, 1000000);
+    }
+    gcm_stw_births_release();
+    return false;
+}
+
+void gcm_stw_births_release(void) {
+    __atomic_store_n(&birth_gate, 0, __ATOMIC_SEQ_CST);
+    futex_wake(&birth_gate, INT_MAX);
 }
 
 void gcm_stw_attach(gthread *t) {
@@ -212,6 +274,8 @@ void gcm_stw_after_fork_child(void) {
     }
     if (me) me->tid = gettid_raw();
     __atomic_store_n(&stw_epoch, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&births, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&birth_gate, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- the stop signal ---- */
@@ -326,7 +390,6 @@ static long count_tasks(void) {
 bool gcm_stw_can_stop(void) {
     gthread *me = gcm_tls_gthread;
     if (!me || me->state != GT_RUNNING) return false;
-    long tasks = count_tasks();
     gcm_lock_acquire(&reg_lock);
     long known = 0;
     for (gthread *t = reg_head, *next; t; t = next) {
@@ -338,6 +401,11 @@ bool gcm_stw_can_stop(void) {
         }
         known++;
     }
+    /* Counted after the records of gone threads are dropped, with the lock
+     * held (no thread is being registered): every task seen now is known or
+     * really unknown. Counted before the drop, a thread that was still there
+     * and then vanished would look unknown. */
+    long tasks = count_tasks();
     gcm_lock_release(&reg_lock);
     if (tasks < 0 || tasks <= known) return true;
     static bool warned;
@@ -352,12 +420,6 @@ bool gcm_stw_can_stop(void) {
         gcm_os_write(2, buf, n);
     }
     return false;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void restart(uint32_t e) {

@@ -27,6 +27,8 @@
  *  - the registry list and every record's state change only with the
  *    registry lock held; the collector holds it from stop to restart, so no
  *    thread starts or leaves the registry while the world is stopped;
+ *  - no collection stops the world while a pthread_create is between
+ *    gcm_stw_prepare and gcm_stw_born (see "Births" in stw.c);
  *  - lock order: gc lock, heap locks, registry lock.
  */
 #ifndef GCM_STW_H
@@ -42,6 +44,7 @@ typedef struct gthread {
     struct gthread *next, *prev; /* registry list */
     pid_t tid;
     uint8_t state;               /* GT_* */
+    uint8_t exit_rounds;         /* key-destructor rounds seen at exit; owner only */
     bool is_main;
     uintptr_t stack_lo, stack_hi; /* the thread's stack; [sp, stack_hi) is scanned */
     uintptr_t tp;                /* thread pointer (TLS lives around it) */
@@ -68,9 +71,18 @@ extern int gcm_stw_signal;
 /* Register the main thread (constructor; idempotent). */
 void gcm_stw_init_main(void);
 /* pthread_create, in the parent: a record for the thread about to start
- * (NULL when out of memory). Undone by gcm_stw_abort if the create fails. */
+ * (NULL when out of memory). Waits while a collection holds births back. */
 gthread *gcm_stw_prepare(void *(*fn)(void *), void *arg);
-void gcm_stw_abort(gthread *t);
+/* pthread_create, in the parent, once the C library's returned: the new
+ * thread's pointer (its TCB, where its DTV is), or 0 when the create failed
+ * (the record is dropped). Called once for every gcm_stw_prepare. */
+void gcm_stw_born(gthread *t, uintptr_t tp);
+/* Collector, before it takes the heap locks: wait until no pthread_create
+ * is under way and hold new ones back. False (nothing held) when the caller
+ * is inside pthread_create itself, or one takes over a second. */
+bool gcm_stw_births_hold(void);
+/* Once the world runs again: let pthread_create proceed. */
+void gcm_stw_births_release(void);
 /* In the new thread, first thing: it becomes a running, stoppable thread. */
 void gcm_stw_attach(gthread *t);
 /* Fork child: only the calling thread survives. */

@@ -34,13 +34,13 @@ for kind in $kinds; do
     # see, 5-10x slower under it); the fork storm (TSan cannot follow a fork
     # of a multi-threaded process: its deadlock detector overflows on the
     # fork handler's 140 held locks, and each fork takes seconds); the
-    # collector's stress test (TSan's runtime starts threads of its own,
+    # collector's stress tests (TSan's runtime starts threads of its own,
     # which the collector cannot scan, so it never collects); and two test
     # cases: one measures RSS, which TSan's shadow memory inflates, and the
     # longest stress case, whose code paths the shorter stress cases run too.
     # Why the malloc family is renamed under TSan: cmake/sanitize.cmake.
     thread) b=$DIR/build-tsan
-            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads"
+            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads stress_test_gc_stw"
             skip_cases="mheap::freeing_a_large_heap_returns_memory_to_the_os,stress::eight_threads_mixed" ;;
     *) echo "sanitize.sh: unknown sanitizer $kind (undefined or thread)" >&2; exit 2 ;;
   esac

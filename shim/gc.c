@@ -119,7 +119,7 @@ GCM_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(
     gthread *t = gcm_stw_prepare(fn, arg);
     if (!t) return EAGAIN;
     int r = create(th, attr, thread_start, t);
-    if (r != 0) gcm_stw_abort(t);
+    gcm_stw_born(t, r == 0 ? (uintptr_t)*th : 0); /* pthread_t is the thread pointer (x86-64 glibc) */
     return r;
 }
 

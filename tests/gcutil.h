@@ -218,17 +218,18 @@ GCT_FN size_t gct_rss(void) {
 /* ---------------------------------------------------------------- parent side */
 #ifdef CRITERION_H_
 
-/* Run fn(arg) in a forked child (run_in_child) and require exit 0. */
-#define gct_run_child(fn, arg, timeout)                                                                       \
-    do {                                                                                                      \
-        struct child_result cr_;                                                                              \
-        char s_[64];                                                                                          \
-        int r_ = run_in_child((fn), (arg), (timeout), &cr_);                                                  \
-        cr_assert_eq(r_, 0, "%s: the child timed out after %u s; stderr: %s", #fn, (unsigned)(timeout),      \
-                     cr_.err);                                                                                \
-        cr_assert(WIFEXITED(cr_.status) && WEXITSTATUS(cr_.status) == 0, "%s: the child ended with %s: %s",  \
-                  #fn, status_str(cr_.status, s_, sizeof s_), cr_.err);                                       \
-    } while (0)
+/* Run fn(arg) in a forked child (run_in_child) and require exit 0; returns
+ * what the child wrote on stderr (static storage, until the next call). */
+GCT_FN const char *gct_run_child_err(void (*fn)(void *), void *arg, unsigned timeout, const char *name) {
+    static struct child_result cr;
+    char s[64];
+    int r = run_in_child(fn, arg, timeout, &cr);
+    cr_assert_eq(r, 0, "%s: the child timed out after %u s; stderr: %s", name, timeout, cr.err);
+    cr_assert(WIFEXITED(cr.status) && WEXITSTATUS(cr.status) == 0, "%s: the child ended with %s: %s", name,
+              status_str(cr.status, s, sizeof s), cr.err);
+    return cr.err;
+}
+#define gct_run_child(fn, arg, timeout) ((void)gct_run_child_err((fn), (arg), (timeout), #fn))
 
 /* A fresh temporary directory for compiled helpers (removed by nobody: the
  * files are small; /tmp). */
