@@ -186,7 +186,7 @@ void *gcm_check_new(void *p, size_t n) {
     if (mspan_is_large(s)) {
         GCM_STORE(&s->reqsize, n);
     } else {
-        uint32_t *r = gcm_mheap_reqsizes(s);
+        uint32_t *r = gcm_mheap_per_object(s, &s->reqsizes);
         if (!r) {
             gcm_dealloc_release(s, p, "malloc()");
             errno = ENOMEM;
