@@ -30,8 +30,7 @@ static void *alloc_any(mcache *c, size_t size, bool noscan) {
         unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
         return alloc_small(c, gcm_span_class(sc, noscan));
     }
-    mspan *s = gcm_mheap_alloc_large(size, 0, noscan);
-    return s ? (void *)s->base : NULL;
+    return gcm_mheap_alloc_large(size, 0, noscan);
 }
 
 static void *alloc_aligned(mcache *c, size_t size, size_t align) {
@@ -43,8 +42,7 @@ static void *alloc_aligned(mcache *c, size_t size, size_t align) {
         for (unsigned k = gcm_size_class(size); k < GCM_NUM_SIZE_CLASSES; k++)
             if (gcm_class_size[k] % align == 0) return alloc_small(c, gcm_span_class(k, false));
     }
-    mspan *s = gcm_mheap_alloc_large(size, align, false);
-    return s ? (void *)s->base : NULL;
+    return gcm_mheap_alloc_large(size, align, false);
 }
 
 void *gcm_alloc(mcache *c, size_t size, bool noscan) { return gcm_vg_alloc(alloc_any(c, size, noscan), size, false); }
@@ -65,11 +63,11 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
         if (p) memset(p, 0, total);
         return p;
     }
-    mspan *s = gcm_mheap_alloc_large(want, 0, false);
-    if (!s) return NULL;
-    gcm_vg_alloc((void *)s->base, total, true);
-    if (s->needzero) memset((void *)s->base, 0, total);
-    return (void *)s->base;
+    void *p = gcm_mheap_alloc_large(want, 0, false);
+    if (!p) return NULL;
+    gcm_vg_alloc(p, total, true);
+    if (gcm_span_of((uintptr_t)p)->needzero) memset(p, 0, total);
+    return p;
 }
 
 void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {

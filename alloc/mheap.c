@@ -258,7 +258,7 @@ mspan *gcm_mheap_alloc_small(unsigned spanclass) {
     return s;
 }
 
-mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
+void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     /* Anything near the address-space size cannot be met: refuse early so the
      * page arithmetic below cannot overflow. */
     if (size > ((size_t)1 << (GCM_ADDR_BITS - 1)) || align > ((size_t)1 << (GCM_ADDR_BITS - 2))) {
@@ -270,10 +270,14 @@ mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     size_t align_pages = align > GCM_PAGE_SIZE ? align >> GCM_PAGE_SHIFT : 1;
     gcm_lock_acquire(&gcm_heap.lock);
     mspan *s = heap_alloc_locked(npages, align_pages, noscan ? 1 : 0, size);
+    /* The object's address exists, in a register, before the lock that keeps
+     * collections out is released (see mheap.h; mspan_take does the same). */
+    void *p = s ? (void *)s->base : NULL;
+    __asm__ volatile("" : "+r"(p)::"memory");
     gcm_lock_release(&gcm_heap.lock);
-    if (!s) errno = ENOMEM;
-    else if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(s->elemsize);
-    return s;
+    if (!p) errno = ENOMEM;
+    else if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
+    return p;
 }
 
 void gcm_mheap_free_span(mspan *s) {

@@ -68,9 +68,13 @@ bool gcm_mheap_init(void);
 
 /* A new small span of the given span class, initialised, unowned. */
 mspan *gcm_mheap_alloc_small(unsigned spanclass);
-/* A span for one object of `size` bytes (> 32 KiB or over-aligned), its base
- * aligned to `align` (0 or a power of two). */
-mspan *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan);
+/* One object of `size` bytes (> 32 KiB or over-aligned) in a span of its own,
+ * aligned to `align` (0 or a power of two); NULL with errno ENOMEM. It returns
+ * the object, not the span: the collector must find a pointer to the object
+ * in the allocating thread from the moment the span exists (a span pointer
+ * alone would leave it garbage to a collection that stops the thread right
+ * after mheap.lock is released). */
+void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan);
 /* Return a span's pages to the heap. Takes mheap.lock. */
 void gcm_mheap_free_span(mspan *s);
 /* Resize a large span in place to hold `size` bytes (shrinking frees the tail

@@ -23,7 +23,7 @@ static size_t rss_bytes(void) {
 
 Test(mheap, large_spans_honour_alignment, .init = setup) {
     for (size_t align = GCM_PAGE_SIZE; align <= ((size_t)32 << 20); align <<= 1) {
-        mspan *s = gcm_mheap_alloc_large(100000, align, false);
+        mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large(100000, align, false));
         cr_assert_not_null(s, "align %zu", align);
         cr_assert_eq(s->base & (align - 1), 0, "align %zu base %#lx", align, s->base);
         for (uintptr_t a = s->base; a < s->base + s->npages * GCM_PAGE_SIZE; a += GCM_PAGE_SIZE)
@@ -34,7 +34,7 @@ Test(mheap, large_spans_honour_alignment, .init = setup) {
 
 Test(mheap, objects_bigger_than_an_arena, .init = setup) {
     size_t size = 3 * GCM_ARENA_SIZE + 12345;
-    mspan *s = gcm_mheap_alloc_large(size, 0, false);
+    mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large(size, 0, false));
     cr_assert_not_null(s);
     cr_assert_geq(s->elemsize, size);
     cr_assert_eq(gcm_span_of(s->base + size - 1), s, "the last byte maps to the span");
@@ -44,7 +44,7 @@ Test(mheap, objects_bigger_than_an_arena, .init = setup) {
 }
 
 Test(mheap, resize_in_place_shrinks_and_grows, .init = setup) {
-    mspan *s = gcm_mheap_alloc_large(40 * GCM_PAGE_SIZE, 0, false);
+    mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large(40 * GCM_PAGE_SIZE, 0, false));
     uintptr_t base = s->base;
     cr_assert(gcm_mheap_resize_large(s, 10 * GCM_PAGE_SIZE));
     cr_assert_eq(s->npages, 10);
@@ -54,7 +54,7 @@ Test(mheap, resize_in_place_shrinks_and_grows, .init = setup) {
     cr_assert_eq(s->base, base);
     cr_assert_eq(gcm_span_of(base + 29 * GCM_PAGE_SIZE), s);
     /* Block the next page: growth must fail and change nothing. */
-    mspan *t = gcm_mheap_alloc_large(GCM_PAGE_SIZE, 0, false);
+    mspan *t = gcm_span_of((uintptr_t)gcm_mheap_alloc_large(GCM_PAGE_SIZE, 0, false));
     if (t->base == base + 30 * GCM_PAGE_SIZE) {
         cr_assert_not(gcm_mheap_resize_large(s, 31 * GCM_PAGE_SIZE));
         cr_assert_eq(s->npages, 30);
@@ -65,12 +65,12 @@ Test(mheap, resize_in_place_shrinks_and_grows, .init = setup) {
 
 Test(mheap, fresh_pages_need_no_zeroing_reused_ones_do, .init = setup) {
     gcm_mheap_scavenge_all();
-    mspan *s = gcm_mheap_alloc_large((size_t)8 << 20, 0, false);
+    mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large((size_t)8 << 20, 0, false));
     cr_assert_eq(s->needzero, 0, "released or never-touched pages read as zero");
     memset((void *)s->base, 0xab, (size_t)8 << 20);
     uintptr_t base = s->base;
     gcm_mheap_free_span(s); /* within the retained budget: stays resident */
-    mspan *t = gcm_mheap_alloc_large((size_t)8 << 20, 0, false);
+    mspan *t = gcm_span_of((uintptr_t)gcm_mheap_alloc_large((size_t)8 << 20, 0, false));
     if (t->base == base && t->needzero == 0)
         cr_assert_eq(*(unsigned char *)t->base, 0, "a span claimed zero but holds old data");
     void *z = calloc(1, (size_t)8 << 20);

@@ -244,7 +244,7 @@ Test(mspan, repair_gives_the_cache_back, .init = setup) {
 }
 
 Test(mspan, large_span_is_one_object, .init = setup) {
-    mspan *s = gcm_mheap_alloc_large(100000, 0, false);
+    mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large(100000, 0, false));
     cr_assert_eq(s->nelems, 1);
     cr_assert_eq(s->npages, (100000 + GCM_PAGE_SIZE - 1) / GCM_PAGE_SIZE);
     cr_assert_eq(s->elemsize, s->npages * GCM_PAGE_SIZE);
