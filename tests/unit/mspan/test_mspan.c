@@ -119,13 +119,18 @@ Test(mspan, remote_frees_announce_once_and_merge, .init = setup) {
     gcm_mheap_free_span(s);
 }
 
-Test(mspan, double_free_is_caught_by_the_bitmap, .init = setup, .signal = SIGABRT) {
+/* Free object 0 of a fresh span twice with `free_fn`: must abort. */
+static void double_free(void (*free_fn)(mspan *, size_t, const char *)) {
     unsigned c = gcm_size_class(32);
     mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
     cr_assert(mspan_refill_cache(s));
     cr_assert_not_null(mspan_alloc_fast(s));
-    mspan_free_local(s, 0, "test");
-    mspan_free_local(s, 0, "test");
+    free_fn(s, 0, "test");
+    free_fn(s, 0, "test");
+}
+
+Test(mspan, double_free_is_caught_by_the_bitmap, .init = setup, .signal = SIGABRT) {
+    double_free(mspan_free_local);
 }
 
 Test(mspan, freeing_a_reserved_object_is_a_double_free, .init = setup, .signal = SIGABRT) {
@@ -195,12 +200,7 @@ Test(mspan, owner_free_into_the_cached_word_is_reserved_again, .init = setup) {
 }
 
 Test(mspan, owner_double_free_into_the_cache_is_caught, .init = setup, .signal = SIGABRT) {
-    unsigned c = gcm_size_class(32);
-    mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
-    cr_assert(mspan_refill_cache(s));
-    cr_assert_not_null(mspan_alloc_fast(s));
-    mspan_free_owned(s, 0, "test");
-    mspan_free_owned(s, 0, "test");
+    double_free(mspan_free_owned);
 }
 
 /* The reused slot must not stay scoped (gc/scope.c), and a sweep must not
