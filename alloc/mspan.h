@@ -274,10 +274,18 @@ void mspan_sweep_owned(mspan *s);
 
 /* Owner: take remote frees and pending garbage, then refill the cache: from
  * freedCache, else from the first word with free objects, starting at the
- * current one. False when the span is full. */
+ * current one. False when the span is full.
+ *
+ * Remote frees are merged *before* the sweep test, never after it: an object
+ * on the xfree list is referenced by nothing the collector scans, so a
+ * collection that stops this thread between the test and a merge marks it
+ * garbage; the merge then frees its slot, the cache load below would hand the
+ * slot out again, and the sweep that follows would free the new object.
+ * Merged first, the slot is free when the test runs, and a collection after
+ * the test sees it free (a sweep frees only slots still allocated). */
 GCM_INLINE bool mspan_refill_cache(mspan *s) {
-    if (GCM_UNLIKELY(mspan_needs_sweep(s))) mspan_sweep_owned(s);
     if (GCM_UNLIKELY(mspan_has_remote(s))) mspan_take_remote(s);
+    if (GCM_UNLIKELY(mspan_needs_sweep(s))) mspan_sweep_owned(s);
     if (s->allocCache) return true;
     uint64_t f = s->freedCache;
     if (f) { /* allocCache first: the objects stay cached throughout */
