@@ -174,15 +174,20 @@ GCM_INLINE bool mspan_in_cache(const mspan *s, const uint64_t *w, uint64_t bit) 
     return w == GCM_LOAD(&s->cacheWord) && (mspan_cached(s) & bit);
 }
 
-/* Free object idx by the span's owner (or with mcentral.lock when unowned). */
-GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) {
+/* Clear object idx's bit in allocBits. `maybe_cached`: idx may lie in the
+ * cached word, where a set bit can also mean "reserved" (a double free);
+ * callers that already know it does not pass false and skip that test. */
+GCM_INLINE void mspan_clear_allocated(mspan *s, size_t idx, const char *fn, bool maybe_cached) {
     uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t bit = (uint64_t)1 << (idx & 63), v = GCM_LOAD(w);
-    if (GCM_UNLIKELY(!(v & bit) || mspan_in_cache(s, w, bit)))
+    if (GCM_UNLIKELY(!(v & bit) || (maybe_cached && mspan_in_cache(s, w, bit))))
         gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
     GCM_STORE(w, v & ~bit);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - 1));
 }
+
+/* Free object idx by the span's owner (or with mcentral.lock when unowned). */
+GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) { mspan_clear_allocated(s, idx, fn, true); }
 
 /* Free object idx by the span's owner thread. An object of the cached word
  * goes into freedCache (reserved again, so allocCount stays; see the header
@@ -191,7 +196,7 @@ GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) {
 GCM_INLINE void mspan_free_owned(mspan *s, size_t idx, const char *fn) {
     uint64_t *w = &s->allocBits[idx >> 6];
     if (w != s->cacheWord) {
-        mspan_free_local(s, idx, fn);
+        mspan_clear_allocated(s, idx, fn, false);
         return;
     }
     uint64_t bit = (uint64_t)1 << (idx & 63), f = s->freedCache;
