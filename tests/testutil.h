@@ -557,6 +557,40 @@ TU_FN long first_nonzero(const void *p, size_t n) {
     return -1;
 }
 
+/* A forked child's allocation round (the fork tests): for each size in
+ * sizes[], `count(size)` blocks, every `fill_every`-th filled with
+ * `fill_bytes` of pattern (fewer for smaller blocks), then checked and freed;
+ * then a zeroed calloc and a realloc to a large block. 0 when all went well,
+ * else 3 (malloc failed), 4 (pattern lost), 5 (calloc not zero) or 6
+ * (realloc failed). v must hold the largest count. */
+TU_FN int tu_child_alloc_round(const size_t *sizes, size_t nsizes, int (*count)(size_t size), void **v,
+                               int fill_every, size_t fill_bytes) {
+    for (size_t c = 0; c < nsizes; c++) {
+        size_t n = sizes[c], fill = n < fill_bytes ? n : fill_bytes;
+        int k = count(n);
+        for (int i = 0; i < k; i++) {
+            v[i] = malloc(n);
+            if (!v[i])
+                return 3;
+            if (i % fill_every == 0)
+                pat_fill(v[i], fill, 2);
+        }
+        for (int i = 0; i < k; i++) {
+            if (i % fill_every == 0 && pat_check(v[i], fill, 2) >= 0)
+                return 4;
+            free(v[i]);
+        }
+    }
+    void *c = calloc(1000, 10);
+    if (!c || first_nonzero(c, 10000) >= 0)
+        return 5;
+    c = realloc(c, 200000);
+    if (!c)
+        return 6;
+    free(c);
+    return 0;
+}
+
 /* ------------------------------------------------------------ declarations */
 
 /* Entry points that gcmalloc exports but glibc 2.36's headers do not declare

@@ -65,36 +65,15 @@ static void *busy(void *arg) {
  * worth, so the child's cache must refill from the shared lists that the
  * parent's threads' caches were handed back to - then some bigger ones;
  * checked and freed. */
+enum { K = 600 };
+static int child_count(size_t n) { return n <= 512 ? K : n <= 20480 ? 40 : 4; }
+
 static int child_work(void) {
     static const size_t cls[] = {16,  32,  48,  64,  80,  96,  112, 128,  144,  160,  176,  192,   208,  224,
                                  240, 256, 288, 320, 352, 384, 416, 448,  480,  512,  1024, 2048,  3072, 8192,
                                  20480, 70000, 1 << 20};
-    enum { K = 600 };
     static void *v[K];
-    for (size_t c = 0; c < sizeof cls / sizeof *cls; c++) {
-        size_t n = cls[c];
-        int k = n <= 512 ? K : n <= 20480 ? 40 : 4;
-        for (int i = 0; i < k; i++) {
-            v[i] = malloc(n);
-            if (!v[i])
-                return 3;
-            if (i % 8 == 0)
-                pat_fill(v[i], 16, 2);
-        }
-        for (int i = 0; i < k; i++) {
-            if (i % 8 == 0 && pat_check(v[i], 16, 2) >= 0)
-                return 4;
-            free(v[i]);
-        }
-    }
-    void *c = calloc(1000, 10);
-    if (!c || first_nonzero(c, 10000) >= 0)
-        return 5;
-    c = realloc(c, 200000);
-    if (!c)
-        return 6;
-    free(c);
-    return 0;
+    return tu_child_alloc_round(cls, sizeof cls / sizeof *cls, child_count, v, 8, 16);
 }
 
 static void start_busy(pthread_t *t, int n) {

@@ -93,33 +93,13 @@ static void *busy(void *arg) {
  * of the busy classes: the cache must refill from the central lists the
  * parent's threads' caches went back to), checked and freed; then a calloc,
  * a realloc and a large block. */
+static int child_count(size_t n) { return n <= 512 ? 300 : n <= 32768 ? 20 : 2; }
+
 static int child_work(void) {
     static const size_t cls[] = {16, 32, 48, 64, 96, 128, 160, 208, 256, 320, 416, 512,
                                  768, 1024, 2048, 4096, 8192, 16384, 20480, 32768, 40000, 70000, 300000, 1 << 20};
     static void *v[300];
-    for (size_t c = 0; c < sizeof cls / sizeof *cls; c++) {
-        size_t n = cls[c];
-        int k = n <= 512 ? 300 : n <= 32768 ? 20 : 2;
-        for (int i = 0; i < k; i++) {
-            v[i] = malloc(n);
-            if (!v[i])
-                return 3;
-            pat_fill(v[i], n < 64 ? n : 64, 2);
-        }
-        for (int i = 0; i < k; i++) {
-            if (pat_check(v[i], n < 64 ? n : 64, 2) >= 0)
-                return 4;
-            free(v[i]);
-        }
-    }
-    char *c = calloc(1000, 10);
-    if (!c || first_nonzero(c, 10000) >= 0)
-        return 5;
-    c = realloc(c, 200000);
-    if (!c)
-        return 6;
-    free(c);
-    return 0;
+    return tu_child_alloc_round(cls, sizeof cls / sizeof *cls, child_count, v, 1, 64);
 }
 
 Test(fork_storm, thousand_forks_while_eight_threads_allocate, .timeout = 280) {
