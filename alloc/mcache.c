@@ -36,20 +36,6 @@ mcache *gcm_mcache_create(void) {
     return c;
 }
 
-/* s becomes current: frees into it need tell nobody, and write their zero
- * bit into this thread's own sink (a shared one would bounce between cores). */
-static void make_current(mcache *c, unsigned spc, mspan *s) {
-    s->slotbit = 0;
-    s->hasfree = &c->hasfree_sink;
-    c->alloc[spc] = s;
-}
-
-static void make_retired(mcache *c, unsigned spc, unsigned k, mspan *s) {
-    c->retired[spc][k] = s;
-    s->slotbit = (1u << k);
-    s->hasfree = &c->hasfree[spc];
-}
-
 static void give_back(unsigned spc, mspan *s) {
     s->slotbit = 0;
     s->hasfree = &gcm_hasfree_sink;
@@ -93,16 +79,6 @@ void gcm_mcache_destroy(mcache *c) {
     gcm_lock_release(&h->lock);
 }
 
-/* Make retired slot k's span current; the used-up current span (if any)
- * takes its slot. */
-static mspan *swap_in(mcache *c, unsigned spc, unsigned k) {
-    mspan *t = c->retired[spc][k], *s = c->alloc[spc];
-    if (s != &gcm_empty_span) make_retired(c, spc, k, s);
-    else c->retired[spc][k] = NULL;
-    make_current(c, spc, t);
-    return t;
-}
-
 /* Retire the used-up current span s into a slot, giving back the oldest
  * retired span when every slot is taken. */
 static void retire(mcache *c, unsigned spc, mspan *s) {
@@ -113,7 +89,7 @@ static void retire(mcache *c, unsigned spc, mspan *s) {
         c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
         give_back(spc, c->retired[spc][k]);
     }
-    make_retired(c, spc, k, s);
+    mcache_make_retired(c, spc, k, s);
     c->hasfree[spc] &= ~(1u << k);
 }
 
@@ -143,7 +119,7 @@ GCM_INLINE void *take_loaded(mcache *c, mspan *s) {
     return mspan_alloc_fast(s);
 }
 
-void *gcm_mcache_refill(mcache *c, unsigned spc) {
+void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
     if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
     /* Objects freed into the current span since its cache was loaded. (The
@@ -155,13 +131,13 @@ void *gcm_mcache_refill(mcache *c, unsigned spc) {
         unsigned k = (unsigned)__builtin_ctz(m);
         c->hasfree[spc] = m & (m - 1);
         mspan *t = c->retired[spc][k];
-        if (t && mspan_refill_cache(t)) return take_loaded(c, swap_in(c, spc, k));
+        if (t && mspan_refill_cache(t)) return take_loaded(c, mcache_swap_in(c, spc, k));
     }
     /* A retired span other threads freed into. */
     for (unsigned k = 0; k < MCACHE_RETIRED; k++) {
         mspan *t = c->retired[spc][k];
         if (t && (GCM_LOAD(&t->xfree) & ~(uintptr_t)XFREE_STATE) && mspan_refill_cache(t))
-            return take_loaded(c, swap_in(c, spc, k));
+            return take_loaded(c, mcache_swap_in(c, spc, k));
     }
     mspan *t = mcentral_cache_span(&gcm_heap.central[spc], c);
     if (!t) {
@@ -169,7 +145,7 @@ void *gcm_mcache_refill(mcache *c, unsigned spc) {
         return NULL;
     }
     if (s != &gcm_empty_span) retire(c, spc, s);
-    make_current(c, spc, t);
+    mcache_make_current(c, spc, t);
     return take_loaded(c, t);
 }
 

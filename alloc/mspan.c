@@ -31,6 +31,7 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     memset(s->allocBits, 0, s->nwords * sizeof(uint64_t));
     memset(s->gcmarkBits, 0, s->nwords * sizeof(uint64_t));
     memset(s->scopeBits, 0, s->nwords * sizeof(uint64_t));
+    s->scoped = 0;
     s->sweep_gen = s->swept_gen = 0;
     s->reqsizes = s->stackids = NULL;
     if (s->nelems & 63) /* the bits past nelems read as allocated */
@@ -52,6 +53,7 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->allocBits[0] = ~(uint64_t)0; /* the one object, and padding */
     s->gcmarkBits[0] = 0;
     s->scopeBits[0] = 0;
+    s->scoped = 0;
     s->sweep_gen = s->swept_gen = 0;
     s->reqsizes = s->stackids = NULL;
     s->stackid = 0;

@@ -61,34 +61,30 @@ enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL = 1, SPAN_LIST_FULL = 2 };
 #define XFREE_STATE 7
 
 typedef struct mspan {
-    /* Set when the span is created (mheap.lock); constant while in use. */
-    uintptr_t base;
-    size_t npages;
-    size_t elemsize;      /* object size; npages * page for large spans */
-    uint32_t divmul;      /* (off * divmul) >> 32 == off / elemsize */
-    uint32_t divlimit;    /* off is a multiple of elemsize iff (uint32)(off * divmul) <= divlimit */
-    uint16_t nelems;
-    uint16_t nwords;      /* words in allocBits and gcmarkBits */
-    uint8_t spanclass;
-    uint8_t state;        /* SPAN_*; mheap.lock */
-    uint8_t list;         /* SPAN_LIST_*; mcentral.lock */
-    uint8_t needzero;     /* large spans: pages may hold old data */
-
+    /* Cache line 0: all that free's fast path reads, and malloc's allocCache
+     * (spans are 64-byte aligned, alloc/fixalloc.c). A free by the owner
+     * touches this line of the span and nothing else of it; a free into the
+     * cached word touches no bitmap either. */
+    uintptr_t base;       /* constant while in use (set under mheap.lock) */
+    uint32_t divmul;      /* constant: (off * divmul) >> 32 == off / elemsize */
+    uint32_t divlimit;    /* constant: off is a multiple of elemsize iff (uint32)(off * divmul) <= divlimit */
+    struct mcache *owner; /* relaxed; changes under mcentral.lock */
     /* Owner's (see the header comment). */
     uint64_t allocCache;  /* reserved free objects of allocBits[freeindex / 64] */
     uint64_t freedCache;  /* reserved too: objects of that word the owner freed since */
-    uint64_t *cacheWord;  /* &allocBits[freeindex / 64] */
-    uintptr_t cacheBase;  /* address of object freeindex */
+    uint32_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
+    uint32_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
     uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
     uint16_t allocCount;  /* allocated + reserved objects; relaxed reads by others */
-    uint32_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
-    uint32_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
+    uint8_t scoped;       /* scopeBits was ever written since the span was set up; atomic */
+    uint8_t spanclass;    /* constant */
+    uint8_t state;        /* SPAN_*; mheap.lock */
+    uint8_t list;         /* SPAN_LIST_*; mcentral.lock */
 
-    struct mcache *owner; /* relaxed; changes under mcentral.lock */
-    uintptr_t xfree;      /* atomic: remote-free list | XFREE_* */
-    struct mspan *pending_next; /* link on mcentral.pending */
-    struct mspan *next, *prev;  /* mcentral partial/full list; mcentral.lock */
-
+    /* Cache line 1: the rest of malloc's fast path, and the bitmaps. */
+    uintptr_t cacheBase;  /* owner's: address of object freeindex */
+    size_t elemsize;      /* constant: object size; npages * page for large spans */
+    uint64_t *cacheWord;  /* owner's: &allocBits[freeindex / 64] */
     uint64_t *allocBits;
     /* The collector's bits (gc/mark.c, gc/sweep.c). While the world is
      * stopped they are mark bits; when it restarts, each span's gcmarkBits
@@ -101,6 +97,16 @@ typedef struct mspan {
      * be halfway through a free or a cache load. */
     uint64_t *gcmarkBits;
     uint64_t *scopeBits;  /* gcm_malloc_scoped objects not yet freed or escaped (gc/scope.c); atomic */
+    size_t npages;        /* constant */
+    uint16_t nelems;      /* constant */
+    uint16_t nwords;      /* constant: words in allocBits and gcmarkBits */
+    uint8_t needzero;     /* large spans: pages may hold old data */
+
+    /* Cache line 2: what other threads write - remote frees and the
+     * mcentral's links - kept off the owner's lines. */
+    uintptr_t xfree __attribute__((aligned(64))); /* atomic: remote-free list | XFREE_* */
+    struct mspan *pending_next; /* link on mcentral.pending */
+    struct mspan *next, *prev;  /* mcentral partial/full list; mcentral.lock */
     uint32_t sweep_gen;   /* the collection whose garbage gcmarkBits hold */
     uint32_t swept_gen;   /* the last collection swept; owner (or mcentral.lock) */
     uint32_t *reqsizes;   /* requested size per object, recorded in leakcheck and check modes; NULL if none.
@@ -112,6 +118,7 @@ typedef struct mspan {
     uint32_t *stackids;
     uint32_t stackid;
 } mspan;
+_Static_assert(__builtin_offsetof(mspan, cacheBase) == 64, "free's fields fill cache line 0 exactly");
 
 /* A span with no free objects that belongs to nobody: every slot of an
  * unused mcache points here, so the fast path needs no NULL check. */
@@ -189,21 +196,30 @@ GCM_INLINE void mspan_clear_allocated(mspan *s, size_t idx, const char *fn, bool
 /* Free object idx by the span's owner (or with mcentral.lock when unowned). */
 GCM_INLINE void mspan_free_local(mspan *s, size_t idx, const char *fn) { mspan_clear_allocated(s, idx, fn, true); }
 
+/* Objects `bits` of bitmap word `word` are no longer scoped objects
+ * (gc/scope.c): they were freed, or are being handed out again. */
+GCM_INLINE void mspan_unscope(mspan *s, size_t word, uint64_t bits) {
+    uint64_t *scoped = &s->scopeBits[word];
+    if (GCM_UNLIKELY(GCM_LOAD(scoped) & bits)) __atomic_fetch_and(scoped, ~bits, __ATOMIC_RELAXED);
+}
+
 /* Free object idx by the span's owner thread. An object of the cached word
- * goes into freedCache (reserved again, so allocCount stays; see the header
- * comment), any other is cleared in allocBits. The reserved slot's scope bit
- * is dropped here, as mspan_set_cache does for the slots it reserves. */
+ * (idx and freeindex share their high bits: one xor, no address) goes into
+ * freedCache (reserved again, so allocCount stays; see the header comment),
+ * any other is cleared in allocBits. The reserved slot's scope bit is
+ * dropped now: its allocBits bit stays set, so to another thread closing a
+ * scope (which cannot read the owner's cache) the object would still look
+ * allocated and scoped. Only spans that ever held a scoped object look at
+ * the scope bitmap (s->scoped). */
 GCM_INLINE void mspan_free_owned(mspan *s, size_t idx, const char *fn) {
-    uint64_t *w = &s->allocBits[idx >> 6];
-    if (w != s->cacheWord) {
+    if ((idx ^ s->freeindex) >= 64) {
         mspan_clear_allocated(s, idx, fn, false);
         return;
     }
     uint64_t bit = (uint64_t)1 << (idx & 63), f = s->freedCache;
     if (GCM_UNLIKELY((s->allocCache | f) & bit))
         gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
-    uint64_t *scoped = &s->scopeBits[idx >> 6];
-    if (GCM_UNLIKELY(GCM_LOAD(scoped) & bit)) __atomic_fetch_and(scoped, ~bit, __ATOMIC_RELAXED);
+    if (GCM_UNLIKELY(s->scoped)) mspan_unscope(s, idx >> 6, bit);
     GCM_STORE(&s->freedCache, f | bit);
 }
 
@@ -254,8 +270,7 @@ void mspan_take_remote(mspan *s);
  * free objects. The
  * cache is written before the bitmap word: a collector that stops the owner
  * in between sees the objects free either way (bit clear, or bit set and
- * cached), never allocated. Reserved objects are new: they are no longer
- * scoped (the scoped object that held the slot was freed). */
+ * cached), never allocated. */
 GCM_INLINE void mspan_set_cache(mspan *s, size_t word) {
     uint64_t *w = &s->allocBits[word];
     uint64_t free = ~GCM_LOAD(w);
@@ -265,7 +280,15 @@ GCM_INLINE void mspan_set_cache(mspan *s, size_t word) {
     GCM_STORE(&s->allocCache, free);
     GCM_STORE(w, ~(uint64_t)0);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
-    if (GCM_UNLIKELY(GCM_LOAD(&s->scopeBits[word]) & free)) __atomic_fetch_and(&s->scopeBits[word], ~free, __ATOMIC_RELAXED);
+    mspan_unscope(s, word, free); /* new objects (the scoped ones that held the slots were freed) */
+}
+
+/* Owner, allocCache empty: the objects freed into the cached word become the
+ * cache again. allocCache is written first, so the objects stay cached
+ * throughout. */
+GCM_INLINE void mspan_reuse_freed(mspan *s, uint64_t f) {
+    GCM_STORE(&s->allocCache, f);
+    GCM_STORE(&s->freedCache, 0);
 }
 
 GCM_INLINE bool mspan_needs_sweep(const mspan *s) {
@@ -293,9 +316,8 @@ GCM_INLINE bool mspan_refill_cache(mspan *s) {
     if (GCM_UNLIKELY(mspan_needs_sweep(s))) mspan_sweep_owned(s);
     if (s->allocCache) return true;
     uint64_t f = s->freedCache;
-    if (f) { /* allocCache first: the objects stay cached throughout */
-        GCM_STORE(&s->allocCache, f);
-        GCM_STORE(&s->freedCache, 0);
+    if (f) {
+        mspan_reuse_freed(s, f);
         return true;
     }
     if (s->allocCount >= s->nelems) return false;

@@ -39,7 +39,11 @@ bool gcm_scope_track(void *p) {
         return false;
     uint64_t *w, bit;
     size_t idx;
-    if (!scope_bit(p, &w, &bit, &idx)) return false;
+    mspan *s = scope_bit(p, &w, &bit, &idx);
+    if (!s) return false;
+    /* Before the bit: the owner's free looks at the bitmap only once
+     * s->scoped is set (mspan_free_owned), and this thread owns s now. */
+    __atomic_store_n(&s->scoped, 1, __ATOMIC_RELAXED);
     __atomic_fetch_or(w, bit, __ATOMIC_RELAXED);
     t->scope_objs[t->scope_nobjs] = (uintptr_t)p;
     __atomic_store_n(&t->scope_nobjs, t->scope_nobjs + 1, __ATOMIC_RELEASE);

@@ -46,16 +46,29 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     return gcm_shim_recorded(gcm_alloc(c, n, noscan), n);
 }
 
-/* A small request whose span cache is empty: start a collection if one is
- * due, then refill (attaching the thread's mcache on its first allocation,
- * and taking the slow path for everything while allocations are recorded). */
-GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
+/* A small request whose span cache is empty and cannot be refilled in the
+ * quick way: start a collection if one is due, then refill (attaching the
+ * thread's mcache on its first allocation, and taking the slow path for
+ * everything while allocations are recorded). */
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill_slow(mcache *c, unsigned spc, size_t n) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
     if (GCM_LIKELY(c != &gcm_empty_mcache)) {
         if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill(c, spc);
         gcm_tls_mcache = &gcm_empty_mcache; /* detoured from now on */
     }
     return malloc_slow(n, false);
+}
+
+/* A small request whose span cache is empty. The quick refill needs no test
+ * for the empty mcache (its spans have nothing freed) nor for a due
+ * collection (one is due only while pacing, which the quick refill leaves
+ * to the slow one); it keeps this function's frame empty. */
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
+    if (GCM_LIKELY(!gcm_shim_detour)) {
+        void *p = gcm_mcache_refill_quick(c, spc);
+        if (GCM_LIKELY(p != NULL)) return p;
+    }
+    return malloc_refill_slow(c, spc, n);
 }
 
 GCM_INLINE void *do_malloc(size_t n) {

@@ -211,6 +211,7 @@ Test(mspan, reused_slot_drops_its_scope_bit_and_is_not_swept_again, .init = setu
     cr_assert(mspan_refill_cache(s));
     cr_assert_not_null(mspan_alloc_fast(s));
     cr_assert_not_null(mspan_alloc_fast(s));
+    s->scoped = 1; /* as gcm_scope_track marks the span */
     s->scopeBits[0] = 1;
     s->gcmarkBits[0] = 3;  /* garbage from a collection: objects 0 and 1 */
     s->sweep_gen = s->swept_gen + 1;
