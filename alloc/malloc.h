@@ -43,13 +43,16 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn);
  * aborts otherwise. A large span's interior passes here (its index is always
  * 0): free's fast path never meets large spans (they have no owner), and the
  * other paths use gcm_lookup_strict. *idx = the object's index in the span. */
-GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
-    uintptr_t a = (uintptr_t)p;
-    mspan *s = gcm_span_of(a);
-    if (GCM_UNLIKELY(s == NULL)) gcm_report_bad(fn, p);
+GCM_INLINE size_t gcm_lookup_index(const mspan *s, const void *p, const char *fn) {
     bool exact;
-    *idx = mspan_obj_index_exact(s, a, &exact);
+    size_t idx = mspan_obj_index_exact(s, (uintptr_t)p, &exact);
     if (GCM_UNLIKELY(!exact)) gcm_report_interior(fn, p, s);
+    return idx;
+}
+GCM_INLINE mspan *gcm_lookup(const void *p, size_t *idx, const char *fn) {
+    mspan *s = gcm_span_of((uintptr_t)p);
+    if (GCM_UNLIKELY(s == NULL)) gcm_report_bad(fn, p);
+    *idx = gcm_lookup_index(s, p, fn);
     return s;
 }
 
@@ -61,10 +64,18 @@ GCM_INLINE mspan *gcm_lookup_strict(const void *p, size_t *idx, const char *fn) 
     return s;
 }
 
-/* free(p), p != NULL. */
+/* free(p); free(NULL) does nothing. NULL needs no test of its own on the
+ * way: address 0 lies in no arena (an arena starts at its 64 MiB aligned
+ * base, and a mapping at 0 reads as failure in gcm_arena_reserve), so it
+ * fails the span lookup like any pointer that is not ours, and only that
+ * cold branch tells the two apart. */
 GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
-    size_t idx;
-    mspan *s = gcm_lookup(p, &idx, fn);
+    mspan *s = gcm_span_of((uintptr_t)p);
+    if (GCM_UNLIKELY(s == NULL)) {
+        if (p != NULL) gcm_report_bad(fn, p);
+        return;
+    }
+    size_t idx = gcm_lookup_index(s, p, fn);
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(GCM_LOAD(&s->owner) == c)) {
         mspan_free_owned(s, idx, fn);

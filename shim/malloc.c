@@ -83,9 +83,6 @@ GCM_INLINE void *do_malloc(size_t n) {
     return malloc_slow(n, false);
 }
 
-GCM_INLINE void do_free(void *p, const char *fn) {
-    if (GCM_LIKELY(p != NULL)) gcm_dealloc(p, fn);
-}
 
 GCM_STACK_SKIP static void *do_calloc(size_t n, size_t size) {
     mcache *c;
@@ -122,7 +119,7 @@ GCM_STACK_SKIP static void *do_memalign(size_t align, size_t n) {
 }
 
 GCM_EXPORT GCM_STACK_SKIP void *malloc(size_t n) { return do_malloc(n); }
-GCM_EXPORT void free(void *p) { do_free(p, "free()"); }
+GCM_EXPORT void free(void *p) { gcm_dealloc(p, "free()"); }
 GCM_EXPORT GCM_STACK_SKIP void *calloc(size_t n, size_t size) { return do_calloc(n, size); }
 GCM_EXPORT GCM_STACK_SKIP void *realloc(void *p, size_t n) { return do_realloc(p, n, "realloc()"); }
 
@@ -159,9 +156,9 @@ GCM_EXPORT GCM_STACK_SKIP void *pvalloc(size_t n) {
 
 GCM_EXPORT size_t malloc_usable_size(void *p) { return p ? gcm_usable(p, "malloc_usable_size()") : 0; }
 
-GCM_EXPORT void free_sized(void *p, size_t size) { do_free(p, "free_sized()"); }
-GCM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { do_free(p, "free_aligned_sized()"); }
-GCM_EXPORT void cfree(void *p) { do_free(p, "cfree()"); }
+GCM_EXPORT void free_sized(void *p, size_t size) { gcm_dealloc(p, "free_sized()"); }
+GCM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { gcm_dealloc(p, "free_aligned_sized()"); }
+GCM_EXPORT void cfree(void *p) { gcm_dealloc(p, "cfree()"); }
 
 /* The names glibc's internals and tracers (valgrind, libc_malloc_debug) use. */
 GCM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
@@ -239,14 +236,14 @@ GCM_EXPORT int malloc_info(int options, FILE *f) {
 GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc(size_t n) { return do_malloc(n); }
 GCM_EXPORT GCM_STACK_SKIP void *gcm_calloc(size_t n, size_t size) { return do_calloc(n, size); }
 GCM_EXPORT GCM_STACK_SKIP void *gcm_realloc(void *p, size_t n) { return do_realloc(p, n, "gcm_realloc()"); }
-GCM_EXPORT void gcm_free(void *p) { do_free(p, "gcm_free()"); }
+GCM_EXPORT void gcm_free(void *p) { gcm_dealloc(p, "gcm_free()"); }
 GCM_EXPORT size_t gcm_usable_size(const void *p) { return p ? gcm_usable(p, "gcm_usable_size()") : 0; }
 GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc_noscan(size_t n) { return malloc_slow(n, true); }
 
 GCM_EXPORT GCM_STACK_SKIP void *gcm_malloc_scoped(size_t n) {
     void *p = do_malloc(n);
     if (p && !gcm_scope_track(p)) {
-        do_free(p, "gcm_malloc_scoped()");
+        gcm_dealloc(p, "gcm_malloc_scoped()");
         errno = ENOMEM;
         return NULL;
     }
