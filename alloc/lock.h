@@ -20,9 +20,10 @@ typedef struct gcm_lock {
 
 static inline void gcm_lock_acquire(gcm_lock *l) { pthread_mutex_lock(&l->m); }
 static inline void gcm_lock_release(gcm_lock *l) { pthread_mutex_unlock(&l->m); }
-static inline void gcm_lock_reinit(gcm_lock *l) {
+static inline void gcm_lock_init(gcm_lock *l) {
     pthread_mutex_t fresh = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
     l->m = fresh;
 }
+static inline void gcm_lock_reinit(gcm_lock *l) { gcm_lock_init(l); }
 
 #endif

@@ -11,9 +11,11 @@ GCM_TLS mcache *gcm_tls_mcache = &gcm_empty_mcache;
 GCM_TLS uint8_t gcm_tls_state;
 GCM_TLS mcache *gcm_tls_own;
 
-/* Orphan allocations: one shared mcache; orphan_lock guards all of it. */
+/* Orphan allocations: one shared mcache, set up at its first use (in .bss,
+ * like its slots: see mcache.retired); orphan_lock guards all of it. */
 static gcm_lock orphan_lock = GCM_LOCK_INIT;
-static mcache orphan = { .alloc = { [0 ... GCM_NUM_SPAN_CLASSES - 1] = &gcm_empty_span } };
+static mcache orphan;
+static mspan *orphan_retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED];
 
 static void register_cache(mcache *c) {
     mheap *h = &gcm_heap;
@@ -26,9 +28,10 @@ static void register_cache(mcache *c) {
 mcache *gcm_mcache_create(void) {
     mheap *h = &gcm_heap;
     gcm_lock_acquire(&h->lock);
-    mcache *c = gcm_fixalloc_alloc(&h->cachealloc);
+    mcache *c = gcm_fixalloc_alloc(&h->cachealloc); /* zeroed, slots included */
     if (c) {
         for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) c->alloc[i] = &gcm_empty_span;
+        c->retired = (void *)(c + 1);
         c->sweep_seen = GCM_LOAD(&h->gc_sweep_epoch);
         register_cache(c);
     }
@@ -151,6 +154,10 @@ void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
 
 void *gcm_mcache_orphan_alloc(unsigned spc) {
     gcm_lock_acquire(&orphan_lock);
+    if (GCM_UNLIKELY(!orphan.retired)) {
+        for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) orphan.alloc[i] = &gcm_empty_span;
+        orphan.retired = orphan_retired;
+    }
     void *p = mspan_alloc_fast(orphan.alloc[spc]);
     if (!p) p = gcm_mcache_refill(&orphan, spc);
     gcm_lock_release(&orphan_lock);

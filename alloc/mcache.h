@@ -39,9 +39,16 @@ typedef struct mcache {
     uint32_t hasfree_sink; /* where frees into a current span write (a per-thread line, never shared) */
     uint32_t sweep_seen;   /* the last gcm_heap.gc_sweep_epoch this mcache swept for */
     size_t alloc_bytes;    /* pacing: bytes loaded into caches, not yet added to gc_alloc_since */
-    mspan *retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED]; /* owned, used up; NULL = free slot */
+    /* Owned, used up; NULL = free slot. The slots live outside the struct
+     * (after it, for mcaches from mheap.cachealloc): gcm_empty_mcache needs
+     * a static initializer and so sits in .data, where 35 KB of empty slots
+     * it never uses would be paged in at start-up (NULL here). */
+    mspan *(*retired)[MCACHE_RETIRED];
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
 } mcache;
+
+/* An mcache with its retired slots, as mheap.cachealloc hands them out. */
+#define GCM_MCACHE_ALLOC_SIZE (sizeof(mcache) + GCM_NUM_SPAN_CLASSES * sizeof(mspan *[MCACHE_RETIRED]))
 
 enum { GCM_THREAD_NEW = 0, GCM_THREAD_ATTACHED = 1, GCM_THREAD_EXITED = 2 };
 

@@ -50,8 +50,7 @@ static void drain_pending(mcentral *c) {
 }
 
 void mcentral_init(mcentral *c, unsigned spanclass) {
-    gcm_lock init = GCM_LOCK_INIT;
-    c->lock = init;
+    gcm_lock_init(&c->lock);
     c->spanclass = spanclass;
 }
 

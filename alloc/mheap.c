@@ -47,15 +47,19 @@
 #define SCAV_DECAY_MS 400
 #define SCAV_DECAY_MIN_PAGES ((size_t)(32u << 20) >> GCM_PAGE_SHIFT) /* 32 MiB */
 
-mheap gcm_heap = { .lock = GCM_LOCK_INIT };
+/* Zero-initialised (in .bss, not paged in at start-up as .data would be):
+ * a zero mutex is a valid plain one, and gcm_mheap_init makes it adaptive
+ * before the heap is ready, which is before anyone takes it. */
+mheap gcm_heap;
 
 bool gcm_mheap_init(void) {
     mheap *h = &gcm_heap;
     if (h->ready) return true;
+    gcm_lock_init(&h->lock);
     if (!pa_init(&h->pages)) return false;
     h->pages.release = gcm_os_release;
     gcm_fixalloc_init(&h->spanalloc, sizeof(mspan));
-    gcm_fixalloc_init(&h->cachealloc, sizeof(mcache));
+    gcm_fixalloc_init(&h->cachealloc, GCM_MCACHE_ALLOC_SIZE);
     for (int i = 0; i < GCM_BITS_POOLS; i++)
         gcm_fixalloc_init(&h->bitsalloc[i], 3 * sizeof(uint64_t) << i);
     for (int i = 0; i < GCM_REQSIZE_POOLS; i++) gcm_fixalloc_init(&h->reqalloc[i], (size_t)64 << i);
