@@ -111,13 +111,15 @@ GCM_INLINE bool mcache_span_quiet(const mspan *s) {
 /* The refill's common cases, inline in the caller: the objects the thread
  * freed into the cached word (freedCache) of its current span, or else of
  * the retired span it freed into first (hasfree), become the cache again,
- * when no collector work is pending (pacing to count, a sweep to do). The
- * slow path's prologue alone costs more than this, and a malloc/free ring of
- * 1000 objects of mixed sizes refills once per six mallocs, half of the
- * time by swapping in a retired span. NULL: take gcm_mcache_refill. */
+ * when the collector's pacing is off (it counts what caches load). The slow
+ * path's prologue alone costs more than this: a malloc/free ring of 1000
+ * objects of mixed sizes refills once per six mallocs, larson's churn once
+ * per two. The span used must have no remote frees and no garbage to sweep
+ * (mspan_refill_cache's order matters then); the mcache's other spans are
+ * swept at its next slow refill (sweep_seen), which a span needing a sweep
+ * leads to. NULL: take gcm_mcache_refill. */
 GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
-    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing) || c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch)))
-        return NULL;
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) return NULL;
     mspan *s = c->alloc[spc];
     uint64_t f = s->freedCache;
     if (f == 0) {
