@@ -110,6 +110,13 @@ void mspan_take_remote(mspan *s) {
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
 }
 
+void mspan_remote_bits(const mspan *s, uint64_t *bits) {
+    for (uintptr_t l = GCM_LOAD_ACQ(&s->xfree) & ~(uintptr_t)XFREE_STATE; l; l = *(const uintptr_t *)l) {
+        size_t idx = mspan_obj_index(s, l);
+        bits[idx >> 6] |= (uint64_t)1 << (idx & 63);
+    }
+}
+
 size_t mspan_sweep(mspan *s) {
     uint32_t gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
     size_t freed = 0;

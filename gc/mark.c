@@ -31,8 +31,20 @@ static struct {
 uintptr_t gcm_mark_state_lo(void) { return (uintptr_t)&ms; }
 uintptr_t gcm_mark_state_hi(void) { return (uintptr_t)(&ms + 1); }
 
-static void clear_marks(mspan *s, void *ctx) {
+/* Every object starts unmarked except those on the span's remote-free list
+ * (xfree): the program freed them already, and the merge that will clear
+ * their bits is their one free. Nothing points to them, so unmarked they
+ * would be garbage, and the owner's sweep frees garbage without merging
+ * right before it: it merges, and a collection can stop it between the merge
+ * and the sweep while other threads push more frees. The sweep then frees
+ * those objects too, their slots are handed out again, and the merge that
+ * follows frees the new, live objects (or reports a double free). Counted as
+ * marked, a freed object is neither garbage nor a leak, whenever it is
+ * merged. (Objects pushed after the stop were still held by their freeing
+ * thread at the stop, and are marked through it.) */
+static void start_marks(mspan *s, void *ctx) {
     for (size_t w = 0; w < s->nwords; w++) GCM_STORE(&s->gcmarkBits[w], 0);
+    mspan_remote_bits(s, s->gcmarkBits);
 }
 
 bool gcm_mark_begin(void) {
@@ -52,7 +64,7 @@ bool gcm_mark_begin(void) {
     }
     heap_lo = lo;
     heap_len = hi > lo ? hi - lo : 0;
-    gcm_mheap_each_span(clear_marks, NULL);
+    gcm_mheap_each_span(start_marks, NULL);
     return true;
 }
 
