@@ -249,11 +249,14 @@ GCM_INLINE bool mspan_has_remote(const mspan *s) {
 }
 /* Owner: merge the remote-free list into allocBits. */
 void mspan_take_remote(mspan *s);
-/* The collector, world stopped: set in `bits` (nwords words) every object on
- * s's remote-free list. Nothing detaches the list meanwhile (owners are
- * stopped, the collector holds the mcentral locks), and a push publishes an
- * object already linked, so the walk is safe even against a push from a
- * thread the collector no longer stops (an exiting one). */
+/* The collector, world stopped: set in `bits` (nwords words, clear for the
+ * listed objects) every object on s's remote-free list. Nothing detaches the
+ * list meanwhile (owners are stopped, the collector holds the mcentral
+ * locks), and a push publishes an object already linked, so the walk is safe
+ * even against a push from a thread the collector no longer stops (an
+ * exiting one). An object freed twice before its merge makes the list loop:
+ * the walk stops at the first object it meets again, and the merge reports
+ * the double free. */
 void mspan_remote_bits(const mspan *s, uint64_t *bits);
 
 /* Load the cache from allocBits[word] (both caches empty), reserving its

@@ -32,16 +32,16 @@ uintptr_t gcm_mark_state_lo(void) { return (uintptr_t)&ms; }
 uintptr_t gcm_mark_state_hi(void) { return (uintptr_t)(&ms + 1); }
 
 /* Every object starts unmarked except those on the span's remote-free list
- * (xfree): the program freed them already, and the merge that will clear
- * their bits is their one free. Nothing points to them, so unmarked they
- * would be garbage, and the owner's sweep frees garbage without merging
- * right before it: it merges, and a collection can stop it between the merge
- * and the sweep while other threads push more frees. The sweep then frees
- * those objects too, their slots are handed out again, and the merge that
- * follows frees the new, live objects (or reports a double free). Counted as
- * marked, a freed object is neither garbage nor a leak, whenever it is
- * merged. (Objects pushed after the stop were still held by their freeing
- * thread at the stop, and are marked through it.) */
+ * (xfree). The program freed them already and nothing points to them; the
+ * merge that clears their bits is their one free. Unmarked, they would be
+ * garbage, and the owner's sweep could free them first: it merges the list
+ * and then sweeps, and a collection that stops it in between, after other
+ * threads pushed more frees, counted those as garbage. The sweep freed them,
+ * their slots were handed out again, and the merge that followed freed the
+ * new, live objects or reported a double free (the lost objects of #4).
+ * Marked, a freed object is neither garbage nor a leak, whenever it is
+ * merged. An object pushed after this stop was still held by the freeing
+ * thread during it, so it is marked through that thread. */
 static void start_marks(mspan *s, void *ctx) {
     for (size_t w = 0; w < s->nwords; w++) GCM_STORE(&s->gcmarkBits[w], 0);
     mspan_remote_bits(s, s->gcmarkBits);
