@@ -112,6 +112,15 @@ void mspan_take_remote(mspan *s) {
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
 }
 
+void mspan_remote_bits(const mspan *s, uint64_t *bits) {
+    for (uintptr_t l = GCM_LOAD_ACQ(&s->xfree) & ~(uintptr_t)XFREE_STATE; l; l = *(const uintptr_t *)l) {
+        size_t idx = mspan_obj_index(s, l);
+        uint64_t *w = &bits[idx >> 6], bit = (uint64_t)1 << (idx & 63);
+        if (*w & bit) return; /* pushed twice (a double free): the list loops from here on */
+        *w |= bit;
+    }
+}
+
 size_t mspan_sweep(mspan *s) {
     uint32_t gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
     size_t freed = 0;

@@ -276,6 +276,15 @@ GCM_INLINE bool mspan_has_remote(const mspan *s) {
 }
 /* Owner: merge the remote-free list into allocBits. */
 void mspan_take_remote(mspan *s);
+/* The collector, world stopped: set in `bits` (nwords words, clear for the
+ * listed objects) every object on s's remote-free list. Nothing detaches the
+ * list meanwhile (owners are stopped, the collector holds the mcentral
+ * locks), and a push publishes an object already linked, so the walk is safe
+ * even against a push from a thread the collector no longer stops (an
+ * exiting one). An object freed twice before its merge makes the list loop:
+ * the walk stops at the first object it meets again, and the merge reports
+ * the double free. */
+void mspan_remote_bits(const mspan *s, uint64_t *bits);
 
 /* Load the cache from allocBits[word] (both caches empty), reserving its
  * free objects. The
@@ -315,13 +324,10 @@ void mspan_sweep_owned(mspan *s);
  * freedCache, else from the first word with free objects, starting at the
  * current one. False when the span is full.
  *
- * Remote frees are merged *before* the sweep test, never after it: an object
- * on the xfree list is referenced by nothing the collector scans, so a
- * collection that stops this thread between the test and a merge marks it
- * garbage; the merge then frees its slot, the cache load below would hand the
- * slot out again, and the sweep that follows would free the new object.
- * Merged first, the slot is free when the test runs, and a collection after
- * the test sees it free (a sweep frees only slots still allocated). */
+ * A collection may stop the owner anywhere in here, between a merge and the
+ * sweep too: the garbage it records never includes an object on the xfree
+ * list (they start marked, gc/mark.c), so a sweep never frees what a merge
+ * will free, and a merge never frees a slot handed out again. */
 GCM_INLINE bool mspan_refill_cache(mspan *s) {
     if (GCM_UNLIKELY(mspan_has_remote(s))) mspan_take_remote(s);
     if (GCM_UNLIKELY(mspan_needs_sweep(s))) mspan_sweep_owned(s);

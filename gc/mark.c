@@ -31,8 +31,20 @@ static struct {
 uintptr_t gcm_mark_state_lo(void) { return (uintptr_t)&ms; }
 uintptr_t gcm_mark_state_hi(void) { return (uintptr_t)(&ms + 1); }
 
-static void clear_marks(mspan *s, void *ctx) {
+/* Every object starts unmarked except those on the span's remote-free list
+ * (xfree). The program freed them already and nothing points to them; the
+ * merge that clears their bits is their one free. Unmarked, they would be
+ * garbage, and the owner's sweep could free them first: it merges the list
+ * and then sweeps, and a collection that stops it in between, after other
+ * threads pushed more frees, counted those as garbage. The sweep freed them,
+ * their slots were handed out again, and the merge that followed freed the
+ * new, live objects or reported a double free (the lost objects of #4).
+ * Marked, a freed object is neither garbage nor a leak, whenever it is
+ * merged. An object pushed after this stop was still held by the freeing
+ * thread during it, so it is marked through that thread. */
+static void start_marks(mspan *s, void *ctx) {
     for (size_t w = 0; w < s->nwords; w++) GCM_STORE(&s->gcmarkBits[w], 0);
+    mspan_remote_bits(s, s->gcmarkBits);
 }
 
 bool gcm_mark_begin(void) {
@@ -52,7 +64,7 @@ bool gcm_mark_begin(void) {
     }
     heap_lo = lo;
     heap_len = hi > lo ? hi - lo : 0;
-    gcm_mheap_each_span(clear_marks, NULL);
+    gcm_mheap_each_span(start_marks, NULL);
     return true;
 }
 

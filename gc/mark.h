@@ -23,7 +23,8 @@
 
 #include "alloc/common.h"
 
-/* Prepare a marking pass: clear every span's mark bits, learn the heap's
+/* Prepare a marking pass: clear every span's mark bits (objects already
+ * freed to a remote-free list start marked: see mark.c), learn the heap's
  * address range. False when the mark stack cannot be mapped. */
 bool gcm_mark_begin(void);
 /* Scan the words of [lo, hi) (any alignment) as roots. */

@@ -4,8 +4,10 @@
  * With the world stopped, gcm_sweep_prepare turns every small span's mark
  * bits into its garbage: gcmarkBits <- allocated & ~reserved & ~marked (Go's
  * allocBits <- gcmarkBits, inverted, because our owners must apply it
- * themselves), and bumps the span's sweep_gen. Nothing is freed yet: a
- * stopped owner may be in the middle of a free or a cache load.
+ * themselves), and bumps the span's sweep_gen. Objects freed to the span's
+ * remote-free list started out marked (gc/mark.c): their merge frees them,
+ * never the sweep. Nothing is freed yet: a stopped owner may be in the middle
+ * of a free or a cache load.
  *
  * When the world runs again, the garbage is freed by whoever may write the
  * span's allocation state (alloc/mspan.h): the collector sweeps the spans

@@ -40,7 +40,7 @@ for kind in $kinds; do
     # longest stress case, whose code paths the shorter stress cases run too.
     # Why the malloc family is renamed under TSan: cmake/sanitize.cmake.
     thread) b=$DIR/build-tsan
-            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads stress_test_gc_stw"
+            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads stress_test_gc_stw stress_test_gc_remote_frees"
             skip_cases="mheap::freeing_a_large_heap_returns_memory_to_the_os,stress::eight_threads_mixed" ;;
     *) echo "sanitize.sh: unknown sanitizer $kind (undefined or thread)" >&2; exit 2 ;;
   esac

@@ -26,6 +26,8 @@
 
 #include <dlfcn.h>
 #include <gcmalloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -178,6 +180,45 @@ GCT_FN int gct_probe_allocated(const void *p) {
     if (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT)
         return 0;
     return -1;
+}
+
+/* A thread that collects until stopped, pausing `ms` milliseconds between
+ * collections (a few ms let threads that wait for the heap locks in; 0:
+ * back to back, yielding in between; -1: back to back, not even yielding,
+ * so that the world is stopped as often as it can be). */
+struct gct_collector {
+    pthread_t th;
+    int ms;
+    atomic_int stop;
+    atomic_ulong collections;
+};
+
+GCT_FN void *gct_collector_main(void *arg) {
+    struct gct_collector *c = arg;
+    while (!atomic_load(&c->stop)) {
+        gcm_collect();
+        atomic_fetch_add(&c->collections, 1);
+        if (c->ms > 0)
+            tu_sleep_ms((unsigned)c->ms);
+        else if (c->ms == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+GCT_FN void gct_collector_start(struct gct_collector *c, int ms) {
+    c->ms = ms;
+    atomic_store(&c->stop, 0);
+    atomic_store(&c->collections, 0);
+    if (pthread_create(&c->th, NULL, gct_collector_main, c))
+        CHILD_FAIL(94, "pthread_create");
+}
+
+/* Stop the thread; returns the collections it made. */
+GCT_FN unsigned long gct_collector_stop(struct gct_collector *c) {
+    atomic_store(&c->stop, 1);
+    pthread_join(c->th, NULL);
+    return atomic_load(&c->collections);
 }
 
 /* Switch the child to collect mode; automatic collections at percent

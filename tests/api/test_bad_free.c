@@ -292,6 +292,35 @@ Test(bad_free, double_free_first_free_in_other_thread_large) {
     run_case(double_free_first_in_other_thread, &n, NULL, "double free", 0);
 }
 
+/* Both frees from another thread, before the owner merged the first: the
+ * span's remote-free list then loops through the object. A collection walks
+ * that list (its objects count as marked, gc/mark.c): it must stop at the
+ * loop, not spin with the world stopped; the merge reports the double free. */
+static void *free_twice_thread(void *arg) {
+    struct xthread *x = arg;
+    free(x->p);
+    free(opaque(x->p));
+    return NULL;
+}
+static void double_free_twice_in_other_thread_then_collect(void *arg) {
+    struct xthread x = {.n = 64};
+    x.p = malloc(x.n);
+    if (!x.p)
+        _exit(3);
+    sh->bad = (uintptr_t)x.p;
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_twice_thread, &x))
+        _exit(4);
+    pthread_join(t, NULL);
+    if (gcm_set_gc_mode(GCM_GC_COLLECT) < 0)
+        _exit(5);
+    gcm_collect();
+    churn(x.n);
+}
+Test(bad_free, double_free_twice_in_other_thread_then_collect) {
+    run_case(double_free_twice_in_other_thread_then_collect, NULL, NULL, "double free", 0);
+}
+
 /* The allocator is not fooled by the bad calls it survives: a legal program
  * in a child exits 0 with nothing on stderr (so the checks above are not
  * passing by accident). */

@@ -6,11 +6,13 @@
  * with B the sum of the REQUESTED sizes of the leaked objects, followed by
  * the largest groups. A program that frees everything or keeps it reachable
  * (globals, __thread, interior pointers, stdio buffers, a joined thread's
- * allocations) reports no leak (no report, or N = 0). gcm_leakcheck(fd) gives
- * the same report on demand and returns N; in leakcheck mode nothing is
- * reclaimed.
+ * allocations) reports no leak (no report, or N = 0); nor do objects another
+ * thread freed that still wait to be merged into their span.
+ * gcm_leakcheck(fd) gives the same report on demand and returns N; in
+ * leakcheck mode nothing is reclaimed.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,6 +273,43 @@ static void ondemand_child(void *arg) {
 Test(gc_leakcheck, gcm_leakcheck_in_process, .timeout = 60) {
     (void)lc_pipe;
     gct_run_child(ondemand_child, NULL, 50);
+}
+
+/* Objects another thread freed wait on their span's remote-free list until
+ * the owner (here the main thread, which allocates nothing meanwhile) merges
+ * them. They are freed, not leaked: nothing points to them any more. */
+#define LC_REMOTE 40
+static void *lc_remote[LC_REMOTE];
+
+static void *lc_free_all(void *arg) {
+    for (int i = 0; i < LC_REMOTE; i++)
+        free(lc_remote[i]);
+    return arg;
+}
+
+static size_t lc_count_after_freer(int devnull) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, lc_free_all, NULL) || pthread_join(t, NULL))
+        CHILD_FAIL(93, "pthread_create");
+    memset(lc_remote, 0, sizeof lc_remote);
+    gct_clobber_stack();
+    return gcm_leakcheck(devnull);
+}
+
+static void remote_child(void *arg) {
+    if (gcm_set_gc_mode(GCM_GC_LEAKCHECK) < 0)
+        CHILD_FAIL(92, "set leakcheck");
+    int devnull = open("/dev/null", O_WRONLY);
+    size_t n0 = lc_count_after_freer(devnull); /* the thread's own allocations, if any, counted once */
+    for (int i = 0; i < LC_REMOTE; i++)
+        lc_remote[i] = malloc(700);
+    size_t n1 = lc_count_after_freer(devnull);
+    CHILD_CHECK(n1 == n0, 13, "gcm_leakcheck: %zu, then %zu after another thread freed %d objects", n0, n1,
+                LC_REMOTE);
+}
+
+Test(gc_leakcheck, objects_freed_by_another_thread_are_not_leaks, .timeout = 60) {
+    gct_run_child(remote_child, NULL, 50);
 }
 
 /* ---- GCMALLOC_LEAKCHECK_STACKS=1: groups by allocation stack ----

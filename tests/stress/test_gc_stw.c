@@ -253,24 +253,6 @@ static void prog_plain(int sig) {
     atomic_fetch_add(&g_handled, 1);
 }
 
-static atomic_int g_collect_stop;
-static atomic_ulong g_collections;
-
-/* Collect until g_collect_stop, pausing arg milliseconds in between (0:
- * back to back; a few ms let threads that wait for the heap locks in). */
-static void *collect_loop(void *arg) {
-    unsigned ms = (unsigned)(uintptr_t)arg;
-    while (!atomic_load(&g_collect_stop)) {
-        gcm_collect();
-        atomic_fetch_add(&g_collections, 1);
-        if (ms)
-            tu_sleep_ms(ms);
-        else
-            sched_yield();
-    }
-    return NULL;
-}
-
 /* Raise n signals the program's way (raise, pthread_kill to a holder,
  * sigqueue to the process) and require that the handler saw exactly n. */
 static void raise_and_count(int n, pthread_t target, const char *when) {
@@ -303,15 +285,11 @@ static void handler_checks(struct holder *h) {
     int n = holder_roots(h, 1, roots);
     raise_and_count(60, h->th, "world running");
     gct_churn(roots, n, 20, NGARBAGE, WSIZE);
-    pthread_t c;
-    atomic_store(&g_collect_stop, 0);
-    if (pthread_create(&c, NULL, collect_loop, (void *)(uintptr_t)0))
-        CHILD_FAIL(94, "pthread_create");
-    unsigned long c0 = atomic_load(&g_collections);
+    struct gct_collector c;
+    gct_collector_start(&c, 0);
+    unsigned long c0 = atomic_load(&c.collections);
     raise_and_count(300, h->th, "while another thread collects in a loop");
-    atomic_store(&g_collect_stop, 1);
-    pthread_join(c, NULL);
-    CHILD_CHECK(atomic_load(&g_collections) > c0, 49, "no collection ran while the signals were raised");
+    CHILD_CHECK(gct_collector_stop(&c) > c0, 49, "no collection ran while the signals were raised");
     gct_churn(roots, n, 10, NGARBAGE, WSIZE);
     holder_finish(h, "a holder receiving the program's signals");
 }
@@ -423,9 +401,8 @@ static void exiting_child(void *arg) {
     static struct holder h;
     holder_start(&h, HOLD_READ, 41);
     global_witness(43);
-    pthread_t c;
-    if (pthread_create(&c, NULL, collect_loop, (void *)(uintptr_t)0))
-        CHILD_FAIL(94, "pthread_create");
+    struct gct_collector c;
+    gct_collector_start(&c, 0);
     pthread_attr_t detached;
     pthread_attr_init(&detached);
     pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
@@ -438,10 +415,8 @@ static void exiting_child(void *arg) {
             pthread_join(t[k], NULL);
     }
     wait_until(&g_exits_done, CHURN_THREADS, "the exiting threads");
-    atomic_store(&g_collect_stop, 1);
-    pthread_join(c, NULL);
-    CHILD_CHECK(atomic_load(&g_collections) >= 50, 51, "only %lu collections while threads came and went",
-                atomic_load(&g_collections));
+    unsigned long collections = gct_collector_stop(&c);
+    CHILD_CHECK(collections >= 50, 51, "only %lu collections while threads came and went", collections);
     struct gct_root roots[3];
     int n = holder_roots(&h, 1, roots);
     roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
@@ -558,18 +533,17 @@ static void *large_worker(void *arg) {
 
 static void large_child(void *arg) {
     gct_collect_mode(50);
-    pthread_t w[LWORK], c;
+    pthread_t w[LWORK];
     for (int i = 0; i < LWORK; i++)
         if (pthread_create(&w[i], NULL, large_worker, (void *)(uintptr_t)i))
             CHILD_FAIL(94, "pthread_create");
-    if (pthread_create(&c, NULL, collect_loop, (void *)(uintptr_t)2))
-        CHILD_FAIL(94, "pthread_create");
+    struct gct_collector c;
+    gct_collector_start(&c, 2);
     tu_sleep_ms(LRUN_MS);
     atomic_store(&g_large_stop, 1);
     for (int i = 0; i < LWORK; i++)
         pthread_join(w[i], NULL);
-    atomic_store(&g_collect_stop, 1);
-    pthread_join(c, NULL);
+    gct_collector_stop(&c);
     struct gcm_stats st;
     gcm_get_stats(&st);
     CHILD_CHECK(st.gc_cycles >= 50, 55, "only %lu collections", (unsigned long)st.gc_cycles);
