@@ -11,6 +11,7 @@
 #define GCM_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 typedef struct gcm_lock {
     pthread_mutex_t m;
@@ -20,6 +21,8 @@ typedef struct gcm_lock {
 
 static inline void gcm_lock_acquire(gcm_lock *l) { pthread_mutex_lock(&l->m); }
 static inline void gcm_lock_release(gcm_lock *l) { pthread_mutex_unlock(&l->m); }
+/* Take the lock if it is free; false (and not taken) otherwise. */
+static inline bool gcm_lock_try(gcm_lock *l) { return pthread_mutex_trylock(&l->m) == 0; }
 static inline void gcm_lock_init(gcm_lock *l) {
     pthread_mutex_t fresh = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
     l->m = fresh;

@@ -5,6 +5,10 @@
 #include "mcache.h"
 #include "mheap.h"
 
+/* Announcements after which the announcing thread drains (mcentral.h). Any
+ * small number does: frag's final RSS was the same for 1 to 64. */
+#define MCENTRAL_DRAIN_AT 8
+
 static void list_push(spanList *l, mspan *s, uint8_t which) {
     s->prev = NULL;
     s->next = l->first;
@@ -39,6 +43,7 @@ static void file_span(mcentral *c, mspan *s) {
 }
 
 static void drain_pending(mcentral *c) {
+    __atomic_store_n(&c->npending, 0, __ATOMIC_RELAXED);
     mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
     while (s) {
         mspan *next = s->pending_next;
@@ -59,6 +64,10 @@ void mcentral_notify(mcentral *c, mspan *s) {
     do {
         s->pending_next = head;
     } while (!__atomic_compare_exchange_n(&c->pending, &head, s, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    if (__atomic_add_fetch(&c->npending, 1, __ATOMIC_RELAXED) >= MCENTRAL_DRAIN_AT && gcm_lock_try(&c->lock)) {
+        drain_pending(c);
+        gcm_lock_release(&c->lock);
+    }
 }
 
 static mspan *take_partial(mcentral *c, mcache *owner) {

@@ -14,6 +14,14 @@
  * returns it to the mheap when it is empty. So the lock is taken once per span
  * per round of frees, never once per object.
  *
+ * The refill of the class is not enough to drain: a program that frees its
+ * objects of a class and never allocates that class again would keep every
+ * span it emptied (frag: 66 MiB). So every MCENTRAL_DRAIN_AT-th announcement
+ * also drains, by the announcing thread, if the lock is free (a free never
+ * waits for an mcentral's lock). A span announced by its first remote free usually receives
+ * the rest of its frees before it is drained, so the spans a later drain finds
+ * empty are returned; at most a few announcements per class stay pending.
+ *
  * Invariants (lock held):
  *  - a span on partial/full has owner == NULL and xfree state NOTIFY or
  *    NOTIFIED; NOTIFY implies an empty xfree list;
@@ -38,6 +46,7 @@ typedef struct mcentral {
     spanList partial; /* must hold lock */
     spanList full;    /* must hold lock */
     mspan *pending;   /* atomic: spans announced by remote frees */
+    size_t npending;  /* atomic: announcements since the last drain (a hint, may be off by a few) */
 } __attribute__((aligned(64))) mcentral;
 
 void mcentral_init(mcentral *c, unsigned spanclass);
