@@ -161,3 +161,61 @@ Test(mcache, spans_emptied_by_frees_go_back_without_a_refill) {
     cr_assert_geq(back, SPANS - (MCACHE_RETIRED + 1) - 16, "%zu of %d emptied spans went back to the heap", back,
                   SPANS);
 }
+
+/* The quick refill (gcm_mcache_refill_quick): when the current span's cache
+ * runs dry, the objects this thread freed into a retired span come back
+ * first, by swapping that span in - not a span from the mcentral. A class
+ * nothing else in the test process uses, so the first span is fresh. */
+Test(mcache, refill_swaps_in_the_retired_span_the_thread_freed_into) {
+    enum { SIZE = 6000, MAX = 256 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    static void *p[MAX];
+    size_t n = 0;
+    p[n++] = malloc(SIZE);
+    mcache *c = gcm_tls_mcache;
+    mspan *first = c->alloc[spc];
+    cr_assert_eq(gcm_span_of((uintptr_t)p[0]), first);
+    while (n < MAX && c->retired[spc][0] != first) p[n++] = malloc(SIZE);
+    cr_assert_eq(c->retired[spc][0], first, "the first span was not retired after %zu allocations", n);
+    free(p[0]);
+    cr_assert_eq(c->hasfree[spc], 1, "a free into retired slot 0 sets its hasfree bit");
+    while (n < MAX && (c->alloc[spc]->allocCache || c->alloc[spc]->freedCache)) p[n++] = malloc(SIZE);
+    void *q = malloc(SIZE);
+    cr_assert_eq(q, p[0], "the refill did not reuse the object freed into the retired span");
+    cr_assert_eq(c->alloc[spc], first, "the retired span was not swapped in");
+    cr_assert_eq(c->hasfree[spc], 0);
+}
+
+static void *free_it(void *p) {
+    free(p);
+    return NULL;
+}
+
+/* A span with remote frees is not refilled the quick way, even when its
+ * owner freed into it too: its remote-free list must be merged first (the
+ * order mspan_refill_cache keeps for the collector). Again a class of its
+ * own, so that no retired span of the class has frees to offer first. */
+Test(mcache, remote_frees_send_the_refill_the_slow_way) {
+    enum { SIZE = 10000, MAX = 64 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    void *mine = malloc(SIZE), *theirs = malloc(SIZE);
+    mcache *c = gcm_tls_mcache;
+    mspan *s = c->alloc[spc];
+    cr_assert_eq(gcm_span_of((uintptr_t)theirs), s);
+    free(mine); /* into the cache word: freedCache */
+    cr_assert_neq(s->freedCache, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, theirs);
+    pthread_join(t, NULL);
+    cr_assert(mspan_has_remote(s));
+    static void *keep[MAX];
+    size_t n = 0;
+    while (s->allocCache && n < MAX) keep[n++] = malloc(SIZE);
+    cr_assert_eq(c->alloc[spc], s);
+    cr_assert_eq(c->hasfree[spc], 0);
+    void *q = malloc(SIZE);
+    cr_assert(q == mine || q == theirs);
+    cr_assert_not(mspan_has_remote(s), "the refill left the remote frees unmerged");
+    for (size_t i = 0; i < n; i++) free(keep[i]);
+    free(q);
+}
