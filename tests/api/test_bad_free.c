@@ -265,6 +265,19 @@ Test(bad_free, double_free_second_free_in_other_thread_large) {
     run_case(double_free_other_thread, &n, NULL, "double free", 0);
 }
 
+/* x->p = a new block of x->n bytes (the pointer the report must name), then
+ * fn(x) in another thread, joined. */
+static void block_to_other_thread(struct xthread *x, void *(*fn)(void *)) {
+    x->p = malloc(x->n);
+    if (!x->p)
+        _exit(3);
+    sh->bad = (uintptr_t)x->p;
+    pthread_t t;
+    if (pthread_create(&t, NULL, fn, x))
+        _exit(4);
+    pthread_join(t, NULL);
+}
+
 static void *first_free_thread(void *arg) {
     struct xthread *x = arg;
     free(x->p);
@@ -272,14 +285,7 @@ static void *first_free_thread(void *arg) {
 }
 static void double_free_first_in_other_thread(void *arg) {
     struct xthread x = {.n = *(size_t *)arg};
-    x.p = malloc(x.n);
-    if (!x.p)
-        _exit(3);
-    sh->bad = (uintptr_t)x.p;
-    pthread_t t;
-    if (pthread_create(&t, NULL, first_free_thread, &x))
-        _exit(4);
-    pthread_join(t, NULL);
+    block_to_other_thread(&x, first_free_thread);
     free(opaque(x.p)); /* second free: this thread */
     churn(x.n);
 }
@@ -304,14 +310,7 @@ static void *free_twice_thread(void *arg) {
 }
 static void double_free_twice_in_other_thread_then_collect(void *arg) {
     struct xthread x = {.n = 64};
-    x.p = malloc(x.n);
-    if (!x.p)
-        _exit(3);
-    sh->bad = (uintptr_t)x.p;
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_twice_thread, &x))
-        _exit(4);
-    pthread_join(t, NULL);
+    block_to_other_thread(&x, free_twice_thread);
     if (gcm_set_gc_mode(GCM_GC_COLLECT) < 0)
         _exit(5);
     gcm_collect();
