@@ -15,6 +15,15 @@
  * needs one stack entry at a time). Objects in noscan spans are marked but
  * never scanned.
  *
+ * Every step of that lookup is a cache miss on a heap larger than the
+ * caches, and so is the object itself. So a word that passes the cheap
+ * filter (inside the heap's address range, in an arena) is not resolved at
+ * once: its spans[] entry and the object's first line are prefetched, and
+ * it waits in a FIFO of candidates while the next ones are found (Boehm's
+ * and Garner et al.'s prefetch-on-discovery). When the FIFO is full, the
+ * oldest candidate is resolved, by which time its lines are in cache. The
+ * FIFO is empty when gcm_mark_drain returns; only then are the marks final.
+ *
  * Marking runs with the world stopped, by one thread, with the heap locks
  * held; nothing here takes a lock or allocates from the heap.
  */
@@ -26,7 +35,8 @@
 /* Prepare a marking pass: clear every span's mark bits, learn the heap's
  * address range. False when the mark stack cannot be mapped. */
 bool gcm_mark_begin(void);
-/* Scan the words of [lo, hi) (any alignment) as roots. */
+/* Scan the words of [lo, hi) (any alignment) as roots. Their objects are
+ * marked by gcm_mark_drain at the latest. */
 void gcm_mark_range(uintptr_t lo, uintptr_t hi);
 /* Mark the object p points into, if any (a root held outside any range). */
 void gcm_mark_ptr(uintptr_t p);
