@@ -5,6 +5,9 @@
 #include "alloc/arena.h"
 #include "alloc/mheap.h"
 #include "alloc/os.h"
+#include "alloc/sizeclass.h"
+
+#include <string.h>
 
 
 typedef struct work {
@@ -12,14 +15,29 @@ typedef struct work {
     size_t n;
 } work;
 
+/* What the marker needs of the small span a page belongs to, in 16 bytes
+ * that the page's address finds without a dependent load: resolving a word
+ * through it costs the descriptor and the bitmap line, where the span
+ * lookup costs spans[], then the mspan's lines, then the bitmap. Rebuilt by
+ * gcm_mark_begin, when the world is stopped; no span changes until the
+ * marking ends. marks == NULL: no small span here (a free page, or a large
+ * span, which is resolved through spans[]). */
+typedef struct pagedesc {
+    uint64_t *marks;    /* the span's gcmarkBits */
+    int32_t alloc_off;  /* its allocBits - gcmarkBits, in words */
+    uint16_t pgoff;     /* this page's index in the span */
+    uint8_t spanclass;
+    uint8_t unused;
+} pagedesc;
+
 /* Candidates in flight: a word that may point into the heap waits here
  * FIFO_LEN words before it is resolved, while its object's first line and
- * its spans[] entry come in (prefetched when it is found). A power of two. */
+ * its page descriptor come in (prefetched when it is found). A power of two. */
 #define FIFO_LEN 32
 
 typedef struct cand {
-    uintptr_t v;             /* the word */
-    mspan *const *span_slot; /* &heapArena.spans[its page] */
+    uintptr_t v;          /* the word */
+    const pagedesc *desc; /* its page's */
 } cand;
 
 /* All of the marker's state in one object, which the roots leave out (it
@@ -29,6 +47,9 @@ static struct {
     size_t top, cap;   /* entries used / mapped */
     uintptr_t heap_lo, heap_len; /* every arena lies in [heap_lo, heap_lo + heap_len) */
     size_t live_bytes, live_objects;
+    /* Page descriptors: arena ordinal << 13 | page in the arena. OS memory. */
+    pagedesc *pages;
+    size_t pages_cap;
     /* fifo[head % FIFO_LEN] is the oldest candidate; tail - head <= FIFO_LEN.
      * Empty when a pass begins and after gcm_mark_drain. */
     cand fifo[FIFO_LEN];
@@ -43,11 +64,13 @@ typedef struct marker {
     size_t top, cap;
     uintptr_t heap_lo, heap_len;
     size_t live_bytes, live_objects;
+    pagedesc *pages;
     size_t head, tail;
 } marker;
 
 GCM_INLINE marker marker_load(void) {
-    return (marker){ms.stack, ms.top, ms.cap, ms.heap_lo, ms.heap_len, ms.live_bytes, ms.live_objects, ms.head, ms.tail};
+    return (marker){ms.stack,          ms.top,  ms.cap,  ms.heap_lo, ms.heap_len, ms.live_bytes,
+                    ms.live_objects, ms.pages, ms.head, ms.tail};
 }
 
 GCM_INLINE void marker_store(const marker *m) {
@@ -59,8 +82,26 @@ GCM_INLINE void marker_store(const marker *m) {
 uintptr_t gcm_mark_state_lo(void) { return (uintptr_t)&ms; }
 uintptr_t gcm_mark_state_hi(void) { return (uintptr_t)(&ms + 1); }
 
-static void clear_marks(mspan *s, void *ctx) {
+GCM_INLINE pagedesc *desc_of(pagedesc *pages, const heapArena *a, uintptr_t addr) {
+    return &pages[((size_t)a->ordinal << (GCM_ARENA_SHIFT - GCM_PAGE_SHIFT)) |
+                  ((addr >> GCM_PAGE_SHIFT) & (GCM_PAGES_PER_ARENA - 1))];
+}
+
+/* Each span, once per pass: no marks; the objects reserved in its owner's
+ * cache (allocated in allocBits, not handed out) start marked, so that a
+ * word pointing at one neither marks nor scans it, and the garbage and
+ * leaks (allocated & ~marked, where allocated leaves them out) are
+ * unchanged; a small span's pages get their descriptors. */
+static void prepare_span(mspan *s, void *ctx) {
     for (size_t w = 0; w < s->nwords; w++) GCM_STORE(&s->gcmarkBits[w], 0);
+    if (mspan_is_large(s)) return;
+    if (s->owner) GCM_STORE(&s->gcmarkBits[s->cacheWord - s->allocBits], mspan_cached(s));
+    pagedesc d = {s->gcmarkBits, (int32_t)(s->allocBits - s->gcmarkBits), 0, s->spanclass, 0};
+    for (size_t i = 0; i < s->npages; i++) {
+        uintptr_t addr = s->base + (i << GCM_PAGE_SHIFT); /* a span may cross into the next arena */
+        d.pgoff = (uint16_t)i;
+        *desc_of(ms.pages, gcm_arena_index[addr >> GCM_ARENA_SHIFT], addr) = d;
+    }
 }
 
 bool gcm_mark_begin(void) {
@@ -69,10 +110,13 @@ bool gcm_mark_begin(void) {
         ms.stack = gcm_os_map(NULL, ms.cap * sizeof(work));
         if (!ms.stack) return false;
     }
+    const pageAlloc *pa = &gcm_heap.pages;
+    size_t npages = (size_t)pa->narenas * GCM_PAGES_PER_ARENA;
+    if (!gcm_os_grow((void **)&ms.pages, &ms.pages_cap, npages, sizeof(pagedesc), GCM_PAGES_PER_ARENA)) return false;
+    memset(ms.pages, 0, npages * sizeof(pagedesc));
     ms.top = ms.head = ms.tail = 0;
     ms.live_bytes = ms.live_objects = 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
-    const pageAlloc *pa = &gcm_heap.pages;
     for (uint32_t i = 0; i < pa->narenas; i++) {
         uintptr_t b = pa->arenas[i]->base;
         if (b < lo) lo = b;
@@ -80,7 +124,7 @@ bool gcm_mark_begin(void) {
     }
     ms.heap_lo = lo;
     ms.heap_len = hi > lo ? hi - lo : 0;
-    gcm_mheap_each_span(clear_marks, NULL);
+    gcm_mheap_each_span(prepare_span, NULL);
     return true;
 }
 
@@ -103,32 +147,40 @@ GCM_INLINE void push(marker *m, uintptr_t p, size_t n) {
     m->top++;
 }
 
-/* Mark the object candidate c points into, if any, and queue it for
- * scanning. */
-GCM_INLINE void resolve(marker *m, const cand *c) {
-    mspan *s = *c->span_slot;
-    if (!s) return;
-    uintptr_t v = c->v;
-    size_t idx;
-    uintptr_t obj;
-    if (mspan_is_large(s)) {
-        if (!(s->allocBits[0] & 1)) return; /* freed, pages not yet returned */
-        idx = 0;
-        obj = s->base;
-    } else {
-        idx = mspan_obj_index(s, v);
-        if (idx >= s->nelems) return; /* the span's tail */
-        uint64_t *w = &s->allocBits[idx >> 6], bit = (uint64_t)1 << (idx & 63);
-        if (!(*w & bit)) return; /* a free slot */
-        if (s->owner && s->cacheWord == w && (mspan_cached(s) & bit)) return; /* reserved, not handed out */
-        obj = s->base + idx * s->elemsize;
-    }
-    uint64_t *mw = &s->gcmarkBits[idx >> 6], mbit = (uint64_t)1 << (idx & 63);
-    if (*mw & mbit) return;
-    *mw |= mbit;
-    m->live_bytes += s->elemsize;
+GCM_INLINE void mark_object(marker *m, uint64_t *word, uint64_t bit, uintptr_t obj, size_t size, bool noscan) {
+    if (*word & bit) return;
+    *word |= bit;
+    m->live_bytes += size;
     m->live_objects++;
-    if (!(s->spanclass & 1)) push(m, obj, s->elemsize);
+    if (!noscan) push(m, obj, size);
+}
+
+/* A word on a page without a small span: a large object's, or nothing. */
+static GCM_NOINLINE void resolve_large(marker *m, uintptr_t v) {
+    mspan *s = gcm_span_of(v);
+    if (!s || !(s->allocBits[0] & 1)) return; /* a free page; a large object freed, pages not yet returned */
+    mark_object(m, &s->gcmarkBits[0], 1, s->base, s->elemsize, s->spanclass & 1);
+}
+
+/* Mark the object candidate c points into, if it is allocated, and queue it
+ * for scanning. */
+GCM_INLINE void resolve(marker *m, const cand *c) {
+    const pagedesc *d = c->desc;
+    uintptr_t v = c->v;
+    uint64_t *marks = d->marks;
+    if (GCM_UNLIKELY(!marks)) {
+        resolve_large(m, v);
+        return;
+    }
+    unsigned cls = d->spanclass >> 1;
+    uintptr_t base = (v & ~(GCM_PAGE_SIZE - 1)) - ((uintptr_t)d->pgoff << GCM_PAGE_SHIFT);
+    size_t idx = (size_t)(((uint64_t)(v - base) * gcm_class_divmul[cls]) >> 32);
+    if (idx >= gcm_class_nelems[cls]) return; /* the span's tail */
+    size_t w = idx >> 6;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (!(marks[w + d->alloc_off] & bit)) return; /* a free slot */
+    size_t size = gcm_class_size[cls];
+    mark_object(m, &marks[w], bit, base + idx * size, size, d->spanclass & 1);
 }
 
 /* The cheap filter, then into the FIFO: a word outside the heap's address
@@ -136,15 +188,15 @@ GCM_INLINE void resolve(marker *m, const cand *c) {
  * index (in cache), and no miss. */
 GCM_INLINE void consider(marker *m, uintptr_t v) {
     if (v - m->heap_lo >= m->heap_len) return;
-    heapArena *a = gcm_arena_index[v >> GCM_ARENA_SHIFT];
+    const heapArena *a = gcm_arena_index[v >> GCM_ARENA_SHIFT];
     if (!a) return;
-    mspan *const *slot = &a->spans[(v >> GCM_PAGE_SHIFT) & (GCM_PAGES_PER_ARENA - 1)];
-    __builtin_prefetch(slot);
+    const pagedesc *d = desc_of(m->pages, a, v);
+    __builtin_prefetch(d);
     __builtin_prefetch((const void *)v);
     if (m->tail - m->head == FIFO_LEN) resolve(m, &ms.fifo[m->head++ % FIFO_LEN]);
     cand *c = &ms.fifo[m->tail++ % FIFO_LEN];
     c->v = v;
-    c->span_slot = slot;
+    c->desc = d;
 }
 
 GCM_INLINE void scan(marker *m, uintptr_t lo, uintptr_t hi) {
