@@ -46,7 +46,7 @@ static struct {
     work *stack;       /* the mark stack: OS memory, kept between cycles */
     size_t top, cap;   /* entries used / mapped */
     uintptr_t heap_lo, heap_len; /* every arena lies in [heap_lo, heap_lo + heap_len) */
-    size_t live_bytes, live_objects;
+    size_t live_bytes;
     /* Page descriptors: arena ordinal << 13 | page in the arena. OS memory. */
     pagedesc *pages;
     size_t pages_cap;
@@ -63,19 +63,18 @@ typedef struct marker {
     work *stack;
     size_t top, cap;
     uintptr_t heap_lo, heap_len;
-    size_t live_bytes, live_objects;
+    size_t live_bytes;
     pagedesc *pages;
     size_t head, tail;
 } marker;
 
 GCM_INLINE marker marker_load(void) {
-    return (marker){ms.stack,          ms.top,  ms.cap,  ms.heap_lo, ms.heap_len, ms.live_bytes,
-                    ms.live_objects, ms.pages, ms.head, ms.tail};
+    return (marker){ms.stack, ms.top, ms.cap, ms.heap_lo, ms.heap_len, ms.live_bytes, ms.pages, ms.head, ms.tail};
 }
 
 GCM_INLINE void marker_store(const marker *m) {
     ms.stack = m->stack, ms.top = m->top, ms.cap = m->cap;
-    ms.live_bytes = m->live_bytes, ms.live_objects = m->live_objects;
+    ms.live_bytes = m->live_bytes;
     ms.head = m->head, ms.tail = m->tail;
 }
 
@@ -115,7 +114,7 @@ bool gcm_mark_begin(void) {
     if (!gcm_os_grow((void **)&ms.pages, &ms.pages_cap, npages, sizeof(pagedesc), GCM_PAGES_PER_ARENA)) return false;
     memset(ms.pages, 0, npages * sizeof(pagedesc));
     ms.top = ms.head = ms.tail = 0;
-    ms.live_bytes = ms.live_objects = 0;
+    ms.live_bytes = 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (uint32_t i = 0; i < pa->narenas; i++) {
         uintptr_t b = pa->arenas[i]->base;
@@ -151,15 +150,15 @@ GCM_INLINE void mark_object(marker *m, uint64_t *word, uint64_t bit, uintptr_t o
     if (*word & bit) return;
     *word |= bit;
     m->live_bytes += size;
-    m->live_objects++;
     if (!noscan) push(m, obj, size);
 }
 
-/* A word on a page without a small span: a large object's, or nothing. */
-static GCM_NOINLINE void resolve_large(marker *m, uintptr_t v) {
+/* A word on a page without a small span: the large object's span, or NULL
+ * (a free page; a large object freed, its pages not yet returned). Out of
+ * line, without the marker: a pointer to it would keep it out of registers. */
+static GCM_NOINLINE mspan *large_span_of(uintptr_t v) {
     mspan *s = gcm_span_of(v);
-    if (!s || !(s->allocBits[0] & 1)) return; /* a free page; a large object freed, pages not yet returned */
-    mark_object(m, &s->gcmarkBits[0], 1, s->base, s->elemsize, s->spanclass & 1);
+    return s && (s->allocBits[0] & 1) ? s : NULL;
 }
 
 /* Mark the object candidate c points into, if it is allocated, and queue it
@@ -169,7 +168,8 @@ GCM_INLINE void resolve(marker *m, const cand *c) {
     uintptr_t v = c->v;
     uint64_t *marks = d->marks;
     if (GCM_UNLIKELY(!marks)) {
-        resolve_large(m, v);
+        mspan *s = large_span_of(v);
+        if (s) mark_object(m, &s->gcmarkBits[0], 1, s->base, s->elemsize, s->spanclass & 1);
         return;
     }
     unsigned cls = d->spanclass >> 1;
@@ -235,4 +235,3 @@ void gcm_mark_drain(void) {
 }
 
 size_t gcm_mark_live_bytes(void) { return ms.live_bytes; }
-size_t gcm_mark_live_objects(void) { return ms.live_objects; }

@@ -51,9 +51,8 @@ void gcm_mark_range(uintptr_t lo, uintptr_t hi);
 void gcm_mark_ptr(uintptr_t p);
 /* Scan everything reachable from what has been marked so far. */
 void gcm_mark_drain(void);
-/* Bytes and objects marked since gcm_mark_begin. */
+/* Bytes marked since gcm_mark_begin. */
 size_t gcm_mark_live_bytes(void);
-size_t gcm_mark_live_objects(void);
 /* Where the marker keeps its own state (not a root). */
 uintptr_t gcm_mark_state_lo(void);
 uintptr_t gcm_mark_state_hi(void);
