@@ -15,6 +15,23 @@
  * needs one stack entry at a time). Objects in noscan spans are marked but
  * never scanned.
  *
+ * Every step of that lookup is a cache miss on a heap larger than the
+ * caches, and so is the object itself. Two things shorten it:
+ *  - a page descriptor per heap page, rebuilt when a pass begins (the world
+ *    is stopped, so no span changes meanwhile): the small span's bitmaps and
+ *    class, found from the address alone, so that a word costs the
+ *    descriptor and the bitmap line instead of spans[], the mspan's lines
+ *    and the bitmap line. Objects reserved in an owner's cache start the
+ *    pass marked, which is how the marker leaves them alone without reading
+ *    the owner's cache;
+ *  - a word that passes the cheap filter (inside the heap's address range,
+ *    in an arena) is not resolved at once: its descriptor and the object's
+ *    first line are prefetched, and it waits in a FIFO of candidates while
+ *    the next ones are found (Boehm's and Garner et al.'s
+ *    prefetch-on-discovery). When the FIFO is full, the oldest candidate is
+ *    resolved, by which time its lines are in cache. The FIFO is empty when
+ *    gcm_mark_drain returns; only then are the marks final.
+ *
  * Marking runs with the world stopped, by one thread, with the heap locks
  * held; nothing here takes a lock or allocates from the heap.
  */
@@ -23,19 +40,20 @@
 
 #include "alloc/common.h"
 
-/* Prepare a marking pass: clear every span's mark bits (objects already
- * freed to a remote-free list start marked: see mark.c), learn the heap's
- * address range. False when the mark stack cannot be mapped. */
+/* Prepare a marking pass: clear every span's mark bits (reserved objects
+ * and objects on remote-free lists start marked: see mark.c), build the page
+ * descriptors, learn the heap's address range. False when the marker's
+ * memory cannot be mapped. */
 bool gcm_mark_begin(void);
-/* Scan the words of [lo, hi) (any alignment) as roots. */
+/* Scan the words of [lo, hi) (any alignment) as roots. Their objects are
+ * marked by gcm_mark_drain at the latest. */
 void gcm_mark_range(uintptr_t lo, uintptr_t hi);
 /* Mark the object p points into, if any (a root held outside any range). */
 void gcm_mark_ptr(uintptr_t p);
 /* Scan everything reachable from what has been marked so far. */
 void gcm_mark_drain(void);
-/* Bytes and objects marked since gcm_mark_begin. */
+/* Bytes marked since gcm_mark_begin. */
 size_t gcm_mark_live_bytes(void);
-size_t gcm_mark_live_objects(void);
 /* Where the marker keeps its own state (not a root). */
 uintptr_t gcm_mark_state_lo(void);
 uintptr_t gcm_mark_state_hi(void);

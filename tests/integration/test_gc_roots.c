@@ -20,7 +20,8 @@
  * and scribbled on (see tests/gcutil.h: a wrongly freed object is
  * overwritten, or gcm_usable_size aborts on it). And the negative ones:
  * pointers inside a gcm_malloc_noscan object keep nothing alive; a pointer
- * one past the end of an object does not keep it alive.
+ * one past the end of an object does not keep it alive; a pointer to a slot
+ * reserved in its owner's cache does not make the slot's contents a root.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -560,6 +561,44 @@ static void one_past_end_child(void *arg) {
 
 Test(gc_roots, one_past_the_end_does_not_keep_alive, .timeout = 60) {
     gct_run_child(one_past_end_child, NULL, 50);
+}
+
+/* ------------------------------------------------------------------ a reserved slot */
+
+/* A word pointing at a slot reserved in its owner's cache (allocated in
+ * allocBits, never handed out) marks nothing, so the slot's contents are not
+ * scanned: a large object that only a pointer written into the reserved
+ * slot refers to is reclaimed, though a global points at the slot. RSIZE's class has two objects per span, and
+ * when the first is handed out the second is reserved. */
+#define RSIZE 28672
+#define RWITNESS ((size_t)1 << 20)
+static char *g_first_of_span, *g_reserved;
+
+GCT_NOINLINE static void reserved_setup(void) {
+    for (int i = 0; i < 8 && (!g_first_of_span || ((uintptr_t)g_first_of_span & 8191)); i++)
+        g_first_of_span = malloc(RSIZE); /* until one starts a span: slot 0 */
+    char *w = malloc(RWITNESS);
+    if (!g_first_of_span || !w)
+        CHILD_FAIL(91, "malloc");
+    memset(w, 0x44, RWITNESS);
+    g_reserved = g_first_of_span + RSIZE; /* slot 1, reserved */
+    *(char **)g_reserved = w;
+}
+
+static void reserved_slot_child(void *arg) {
+    gct_collect_mode(-1);
+    size_t a = gct_allocated_after_collect();
+    reserved_setup();
+    CHILD_CHECK(((uintptr_t)g_first_of_span & 8191) == 0, 66, "no %d-byte object started a span", RSIZE);
+    size_t b = gct_allocated_after_collect();
+    CHILD_CHECK(b < a + RWITNESS, 67,
+                "a %zu-byte object referred to only from a reserved (never handed out) slot stayed allocated: "
+                "%zu bytes before, %zu after",
+                RWITNESS, a, b);
+}
+
+Test(gc_roots, reserved_slot_keeps_nothing_alive, .timeout = 60) {
+    gct_run_child(reserved_slot_child, NULL, 50);
 }
 
 /* ------------------------------------------------------------------ a joined thread's DTV */
