@@ -16,7 +16,8 @@ typedef struct work {
 } work;
 
 /* What the marker needs of the small span a page belongs to, in 16 bytes
- * that the page's address finds without a dependent load: resolving a word
+ * that the page's address finds through the arena index and the arena's
+ * ordinal (both in cache), with no miss before it: resolving a word
  * through it costs the descriptor and the bitmap line, where the span
  * lookup costs spans[], then the mspan's lines, then the bitmap. Rebuilt by
  * gcm_mark_begin, when the world is stopped; no span changes until the
