@@ -27,12 +27,19 @@
  *    in again.
  * There is no background thread: the budget is checked whenever the heap is
  * entered (a span taken, freed or resized), which is also when the windows
- * move on. The excess over the budget is released once SCAV_DELAY_MS has passed
- * since the last release, or at once when it passes SCAV_BURST (a program
- * that frees a large heap sees its RSS fall right away) or when an allocation
- * had to fault in released pages: the resident heap never grows past in-use +
- * budget, which is what bounds peak RSS. malloc_trim(0) releases everything
- * and forgets the recent peaks and regrowth.
+ * move on. The excess over the budget is released once SCAV_DELAY_MS has
+ * passed since the last release, or at once: when it passes SCAV_BURST; when
+ * an allocation had to fault in released pages (the resident heap never
+ * grows past in-use + budget, which is what bounds peak RSS); and when the
+ * program shrinks - the run of frees since its last allocation is longer than
+ * its regrowth - and the excess reaches max(SCAV_SHRINK_MIN, in-use / 8). The
+ * last rule is what brings an idle program back near its floor: the frees
+ * that shrink its heap are the last heap entries it makes, so they release,
+ * leaving at most that much above the budget. (Releasing every MiB as it
+ * appears cost frag 7 500 madvise calls: a shrinking heap frees a span at a
+ * time, scattered; in-use / 8 makes it 1 550, against 380 for one release at
+ * the end.) malloc_trim(0) releases everything and forgets the recent peaks
+ * and regrowth.
  * Released pages read as zero, which calloc uses (mspan.needzero).
  */
 #include "mheap.h"
@@ -45,6 +52,7 @@
 
 #define SCAV_RETAIN_MIN_PAGES ((size_t)(4u << 20) >> GCM_PAGE_SHIFT) /* 4 MiB */
 #define SCAV_BURST_PAGES ((size_t)(64u << 20) >> GCM_PAGE_SHIFT)     /* 64 MiB */
+#define SCAV_SHRINK_MIN_PAGES ((size_t)(1u << 20) >> GCM_PAGE_SHIFT) /* 1 MiB */
 #define SCAV_DELAY_MS 100
 #define SCAV_DECAY_MS 400
 #define SCAV_DECAY_MIN_PAGES ((size_t)(32u << 20) >> GCM_PAGE_SHIFT) /* 32 MiB */
@@ -174,8 +182,10 @@ static size_t scav_regrow(void) {
 /* Note a heap entry's change of in-use: frees lower the windows' troughs,
  * and an allocation rises from the lower one. The rise, up to what the
  * windows have freed (a program that grows after a small free is not taking
- * freed pages again), is the regrowth. */
-static void scav_note(bool allocated, size_t inuse) {
+ * freed pages again), is the regrowth. Returns true when the program
+ * shrinks: the run of frees since its last allocation is longer than
+ * anything it took again lately. */
+static bool scav_note(bool allocated, size_t inuse) {
     mheap *h = &gcm_heap;
     size_t last = h->scav.last;
     h->scav.last = inuse;
@@ -185,11 +195,13 @@ static void scav_note(bool allocated, size_t inuse) {
             if (h->scav.fallen[i] && h->scav.trough[i] < low) low = h->scav.trough[i];
         size_t again = inuse - low < fallen ? inuse - low : fallen;
         if (again > h->scav.regrow[0]) h->scav.regrow[0] = again;
-        return;
+        h->scav.run_top = inuse;
+        return false;
     }
-    if (last <= inuse) return;
+    if (last <= inuse) return false;
     if (!h->scav.fallen[0] || inuse < h->scav.trough[0]) h->scav.trough[0] = inuse;
     h->scav.fallen[0] += last - inuse;
+    return h->scav.run_top > inuse && h->scav.run_top - inuse > scav_regrow();
 }
 
 /* Free pages to keep resident (see the file comment). */
@@ -220,7 +232,7 @@ static void scavenge_maybe(bool allocated, bool faulted) {
     size_t inuse = inuse_pages(pa);
     uint64_t now = gcm_os_now_ms();
     scav_rotate(now, inuse);
-    scav_note(allocated, inuse);
+    bool shrinking = scav_note(allocated, inuse);
     if (allocated) {
         if (inuse > h->scav.peak[0]) h->scav.peak[0] = inuse;
         h->scav.allocated[0] = true;
@@ -228,7 +240,9 @@ static void scavenge_maybe(bool allocated, bool faulted) {
     size_t retained = pa->free_pages - pa->free_scav_pages;
     size_t budget = scav_budget(inuse);
     if (retained <= budget) return;
-    if (!faulted && retained - budget < SCAV_BURST_PAGES && now - h->scav.last_ms < SCAV_DELAY_MS) return;
+    size_t excess = retained - budget;
+    bool shrunk = shrinking && excess >= SCAV_SHRINK_MIN_PAGES && excess >= inuse / 8;
+    if (!faulted && !shrunk && excess < SCAV_BURST_PAGES && now - h->scav.last_ms < SCAV_DELAY_MS) return;
     pa_scavenge(pa, budget);
     h->scav.last_ms = now;
 }

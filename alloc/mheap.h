@@ -47,6 +47,7 @@ typedef struct mheap {
         size_t trough[2];
         size_t fallen[2];
         size_t last;          /* in-use at the last heap entry */
+        size_t run_top;       /* in-use at the last allocation: the frees since are one run */
         bool allocated[2];
         uint64_t window_ms;
         uint64_t last_ms;     /* when pages were last released */

@@ -91,7 +91,7 @@ Test(mheap, freeing_a_large_heap_returns_memory_to_the_os, .init = setup) {
     cr_assert_geq(peak, before + ((size_t)150 << 20));
     for (int i = 0; i < N; i++) free(p[i]);
     size_t after = rss_bytes();
-    /* Beyond the retained budget, frees release at once (burst rule). */
+    /* Freeing more than was ever taken again is a shrink: released at once. */
     cr_assert_leq(after, before + ((size_t)80 << 20), "before %zu peak %zu after %zu", before, peak, after);
     cr_assert_eq(malloc_trim(0), 1);
     size_t trimmed = rss_bytes();
@@ -148,6 +148,21 @@ static void light_calls_for_1s(void) {
         free(malloc(1 << 20));
         tu_sleep_ms(10);
     }
+}
+
+/* A program that frees more, in one run of frees, than it took again lately
+ * is shrinking: the pages go back at once, with no later heap call (an idle
+ * program would make none). */
+Test(mheap, a_shrink_is_released_at_once, .init = setup) {
+    enum { N = 48, MIB = 1 << 20 };
+    char *p[N];
+    for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
+    size_t r0 = released();
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    size_t r1 = released();
+    cr_assert_geq(r1 - r0, (size_t)16 << 20, "right after freeing %d MiB only %zu bytes were released", N / 2,
+                  r1 - r0);
+    for (int i = N / 2; i < N; i++) free(p[i]);
 }
 
 /* Pages a program frees and has not taken again lately are not kept for
