@@ -36,10 +36,18 @@ typedef struct mheap {
     /* The scavenger's memory of recent demand (mheap.c explains the policy).
      * Decay windows of SCAV_DECAY_MS: [0] is the current one, which began at
      * window_ms, [1] the one before. peak[i] is the highest in-use page count
-     * seen in window i, allocated[i] whether pages were taken in it. The
-     * windows move at heap entries only. */
+     * seen in window i, allocated[i] whether pages were taken in it,
+     * fallen[i] the pages freed in it and trough[i] its lowest in-use after
+     * a free (valid if fallen[i]), regrow[i] the most in-use rose in it above
+     * the lower trough, counting no more than both windows had freed: pages
+     * the program took again. The windows move at heap entries only. */
     struct {
         size_t peak[2];
+        size_t regrow[2];
+        size_t trough[2];
+        size_t fallen[2];
+        size_t last;          /* in-use at the last heap entry */
+        size_t run_top;       /* in-use at the last allocation: the frees since are one run */
         bool allocated[2];
         uint64_t window_ms;
         uint64_t last_ms;     /* when pages were last released */

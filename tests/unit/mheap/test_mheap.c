@@ -91,7 +91,7 @@ Test(mheap, freeing_a_large_heap_returns_memory_to_the_os, .init = setup) {
     cr_assert_geq(peak, before + ((size_t)150 << 20));
     for (int i = 0; i < N; i++) free(p[i]);
     size_t after = rss_bytes();
-    /* Beyond the retained budget, frees release at once (burst rule). */
+    /* Freeing more than was ever taken again is a shrink: released at once. */
     cr_assert_leq(after, before + ((size_t)80 << 20), "before %zu peak %zu after %zu", before, peak, after);
     cr_assert_eq(malloc_trim(0), 1);
     size_t trimmed = rss_bytes();
@@ -150,10 +150,24 @@ static void light_calls_for_1s(void) {
     }
 }
 
-/* Pages a program stops using stay resident for a moment (it may take them
- * again), then go back within about a second of heap calls. Each check is
- * made past the 100 ms delay that once released them. */
-Test(mheap, freed_pages_are_kept_a_moment_then_released, .init = setup) {
+/* A program that frees more, in one run of frees, than it took again lately
+ * is shrinking: the pages go back at once, with no later heap call (an idle
+ * program would make none). */
+Test(mheap, a_shrink_is_released_at_once, .init = setup) {
+    enum { N = 48, MIB = 1 << 20 };
+    char *p[N];
+    for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
+    size_t r0 = released();
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    size_t r1 = released();
+    cr_assert_geq(r1 - r0, (size_t)16 << 20, "right after freeing %d MiB only %zu bytes were released", N / 2,
+                  r1 - r0);
+    for (int i = N / 2; i < N; i++) free(p[i]);
+}
+
+/* Pages a program frees and has not taken again lately are not kept for
+ * it: they go at the first heap entry past the 100 ms delay. */
+Test(mheap, freed_pages_not_taken_again_go_after_the_delay, .init = setup) {
     enum { N = 48, MIB = 1 << 20 };
     char *p[N];
     for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
@@ -163,7 +177,25 @@ Test(mheap, freed_pages_are_kept_a_moment_then_released, .init = setup) {
     tu_sleep_ms(150);
     free(malloc(MIB));
     size_t r1 = released();
-    cr_assert_lt(r1 - r0, (size_t)4 << 20, "%zu bytes released 150 ms after their use", r1 - r0);
+    cr_assert_geq(r1 - r0, (size_t)16 << 20, "150 ms after freeing %d MiB only %zu bytes were released", N / 2,
+                  r1 - r0);
+    for (int i = N / 2; i < N; i++) free(p[i]);
+}
+
+/* Pages a program frees and takes again are kept while it does (its churn),
+ * and go back within about a second of heap calls once it stops. */
+Test(mheap, pages_taken_again_are_kept_then_released, .init = setup) {
+    enum { N = 48, MIB = 1 << 20 };
+    char *p[N];
+    for (int i = 0; i < N; i++) touch(p[i] = malloc(MIB), MIB);
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    for (int i = 0; i < N / 2; i++) touch(p[i] = malloc(MIB), MIB);
+    size_t r0 = released();
+    for (int i = 0; i < N / 2; i++) free(p[i]);
+    free(malloc(MIB));
+    size_t r1 = released();
+    cr_assert_lt(r1 - r0, (size_t)4 << 20, "%zu bytes released although the program took them again before",
+                 r1 - r0);
     light_calls_for_1s(); /* a program still running, lightly */
     size_t r2 = released();
     cr_assert_geq(r2 - r0, (size_t)16 << 20, "after 1 s only %zu bytes of the %d MiB freed were released",
