@@ -53,7 +53,7 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
 GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill_slow(mcache *c, unsigned spc, size_t n) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
     if (GCM_LIKELY(c != &gcm_empty_mcache)) {
-        if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill(c, spc);
+        if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill_slow(c, spc); /* the quick refill failed */
         gcm_tls_mcache = &gcm_empty_mcache; /* detoured from now on */
     }
     return malloc_slow(n, false);
