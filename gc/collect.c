@@ -75,14 +75,17 @@ static bool cycle(cycle_kind kind) {
         gcm_stw_births_release();
         return false;
     }
-    bool ok = gcm_mark_begin();
+    bool held = kind != CYCLE_COLLECT && gcm_sweep_hold();
+    bool ok = (kind == CYCLE_COLLECT || held) && gcm_mark_begin();
     if (ok) {
         gcm_roots_mark();
         gcm_mark_drain();
     }
     size_t live = gcm_mark_live_bytes();
     if (ok && kind == CYCLE_COLLECT) gcm_sweep_prepare(++gc_gen);
+    if (ok && held) gcm_sweep_held_marked();
     if (ok && kind == CYCLE_LEAKS) gcm_leak_scan();
+    if (held) gcm_sweep_unhold();
     gcm_stw_start();
     gcm_os_regions_unlock();
     gcm_mheap_unlock_all();

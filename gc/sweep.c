@@ -53,6 +53,45 @@ size_t gcm_sweep_prepare(uint32_t gen) {
     return pr.bytes;
 }
 
+/* Unswept garbage held across a cycle that marks without recording garbage:
+ * [span, its garbage words...] per span, world stopped throughout. */
+static uint64_t *held;
+static size_t nheld, held_cap;
+
+static void hold_span(mspan *s, void *arg) {
+    bool *ok = arg;
+    if (mspan_is_large(s) || !mspan_needs_sweep(s) || !*ok) return;
+    if (!gcm_os_grow((void **)&held, &held_cap, nheld + 1 + s->nwords, sizeof *held, 4096)) {
+        *ok = false;
+        return;
+    }
+    held[nheld++] = (uintptr_t)s;
+    for (size_t w = 0; w < s->nwords; w++) held[nheld++] = s->gcmarkBits[w] & s->allocBits[w];
+}
+
+bool gcm_sweep_hold(void) {
+    bool ok = true;
+    nheld = 0;
+    gcm_mheap_each_span(hold_span, &ok);
+    return ok;
+}
+
+/* Each held span with its garbage words: or them into the marks, or put them back. */
+static void each_held(bool restore) {
+    for (size_t i = 0; i < nheld;) {
+        mspan *s = (mspan *)(uintptr_t)held[i++];
+        for (size_t w = 0; w < s->nwords; w++, i++)
+            GCM_STORE(&s->gcmarkBits[w], restore ? held[i] : s->gcmarkBits[w] | held[i]);
+    }
+}
+
+void gcm_sweep_held_marked(void) { each_held(false); }
+
+void gcm_sweep_unhold(void) {
+    each_held(true);
+    nheld = 0;
+}
+
 void gcm_sweep_run(void) {
     for (size_t i = 0; i < nlarge; i++) {
         mspan *s = large_garbage[i];

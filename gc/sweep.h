@@ -17,6 +17,14 @@
  * garbage as free, so they are exact as soon as gcm_collect returns.
  * Large objects have no owner: the unmarked ones are freed by the collector
  * after the restart, with the same compare-and-swap free() uses.
+ *
+ * A cycle that records no garbage (gcm_collect outside collect mode, the
+ * leak check) still marks in gcmarkBits, where an unswept span keeps its
+ * garbage: left there, the marks would become the garbage, and the owner's
+ * sweep would free live objects. Such a cycle holds the garbage aside
+ * (gcm_sweep_hold) and puts it back before the restart (gcm_sweep_unhold);
+ * in between, held garbage counts as marked (gcm_sweep_held_marked), since
+ * the collector has already reclaimed it: not a leak.
  */
 #ifndef GCM_SWEEP_H
 #define GCM_SWEEP_H
@@ -25,6 +33,13 @@
 
 /* World stopped, marking done: record the garbage. Returns its bytes. */
 size_t gcm_sweep_prepare(uint32_t gen);
+/* World stopped, before marking: set the unswept garbage aside. False when
+ * out of memory for it: the cycle must not mark then. */
+bool gcm_sweep_hold(void);
+/* Marking done: count the held garbage as marked. */
+void gcm_sweep_held_marked(void);
+/* Before the restart: the held garbage is the unswept spans' garbage again. */
+void gcm_sweep_unhold(void);
 /* World running: free the garbage the collector itself may free. */
 void gcm_sweep_run(void);
 

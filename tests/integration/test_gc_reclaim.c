@@ -8,7 +8,8 @@
  *    collection found live), gc_cycles counts the collections, gc_freed_*
  *    count the garbage;
  *  - off and leakcheck modes reclaim nothing (gcm_collect marks only), and
- *    never collect by themselves;
+ *    never collect by themselves; a marking-only cycle between a collection
+ *    and an owner's sweep leaves that sweep freeing the garbage, not the live;
  *  - gcm_set_gc_mode / gcm_get_gc_mode / gcm_set_gc_percent return values;
  *  - pacing: a negative percent means no automatic collection; 100 keeps
  *    the heap small; a smaller percent collects more often;
@@ -17,7 +18,9 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,6 +251,90 @@ Test(gc_reclaim, off_mode_reclaims_nothing, .timeout = 60) {
 
 Test(gc_reclaim, leakcheck_mode_reclaims_nothing, .timeout = 60) {
     gct_run_child(no_reclaim_child, (void *)(uintptr_t)GCM_GC_LEAKCHECK, 50);
+}
+
+/* A cycle that only marks (the leak check, or gcm_collect outside collect
+ * mode) between a collection and the owner's sweep of its spans: the owner's
+ * later sweep must free the garbage of the collection, never what the
+ * marking-only cycle found live. A worker owns the spans: it keeps the odd
+ * objects of 256 B (in g_unswept) and drops the even ones, then waits while
+ * the main thread collects and runs the marking-only cycle; woken, it
+ * allocates the same class again, which sweeps its spans. */
+#define UNSWEPT_N 512
+#define UNSWEPT_SIZE 256
+static void *g_unswept[UNSWEPT_N];
+static sem_t g_unswept_made, g_unswept_go;
+
+GCT_NOINLINE static void unswept_make(void) {
+    for (unsigned i = 0; i < UNSWEPT_N; i++) {
+        void *p = malloc(UNSWEPT_SIZE);
+        if (!p)
+            CHILD_FAIL(91, "malloc(%d)", UNSWEPT_SIZE);
+        pat_fill(p, UNSWEPT_SIZE, i);
+        g_unswept[i] = i & 1 ? p : NULL;
+    }
+}
+
+static void *unswept_worker(void *arg) {
+    (void)arg;
+    unswept_make();
+    gct_clobber_stack();
+    sem_post(&g_unswept_made);
+    while (sem_wait(&g_unswept_go) != 0) {
+    }
+    for (unsigned i = 0; i < 4 * UNSWEPT_N; i++) {
+        char *p = malloc(UNSWEPT_SIZE);
+        if (!p)
+            CHILD_FAIL(91, "malloc(%d)", UNSWEPT_SIZE);
+        for (unsigned k = 1; k < UNSWEPT_N; k += 2)
+            if (p == g_unswept[k])
+                CHILD_FAIL(40, "malloc #%u returned %p, live object %u, after a marking-only cycle", i, (void *)p, k);
+        memset(p, 0xee, UNSWEPT_SIZE);
+    }
+    return NULL;
+}
+
+static void unswept_child(void *arg) {
+    int leakcheck = (int)(uintptr_t)arg;
+    gct_collect_mode(-1);
+    sem_init(&g_unswept_made, 0, 0);
+    sem_init(&g_unswept_go, 0, 0);
+    pthread_t th;
+    if (pthread_create(&th, NULL, unswept_worker, NULL))
+        CHILD_FAIL(94, "pthread_create");
+    while (sem_wait(&g_unswept_made) != 0) {
+    }
+    struct gcm_stats a, b;
+    gcm_get_stats(&a);
+    gct_clobber_stack();
+    gcm_collect(); /* records the even objects as garbage of the worker's spans, unswept */
+    if (leakcheck) {
+        int fd = open("/dev/null", O_WRONLY);
+        size_t leaks = gcm_leakcheck(fd);
+        close(fd);
+        /* The collection reclaimed every unreachable object: what it has not swept yet is no leak. */
+        CHILD_CHECK(leaks == 0, 44, "the leak check right after a collection found %zu leaks", leaks);
+    } else {
+        gcm_set_gc_mode(GCM_GC_OFF);
+        gcm_collect();
+    }
+    gcm_get_stats(&b);
+    CHILD_CHECK(b.gc_cycles == a.gc_cycles + 2, 41, "%lu cycles, want 2", (unsigned long)(b.gc_cycles - a.gc_cycles));
+    CHILD_CHECK(a.allocated_bytes - b.allocated_bytes >= UNSWEPT_N / 2 * UNSWEPT_SIZE * 9 / 10, 42,
+                "allocated_bytes fell by %zd only, for %d garbage objects of %d B", (ssize_t)(a.allocated_bytes - b.allocated_bytes),
+                UNSWEPT_N / 2, UNSWEPT_SIZE);
+    sem_post(&g_unswept_go);
+    pthread_join(th, NULL);
+    for (unsigned k = 1; k < UNSWEPT_N; k += 2)
+        CHILD_CHECK(pat_check(g_unswept[k], UNSWEPT_SIZE, k) < 0, 43, "live object %u overwritten", k);
+}
+
+Test(gc_reclaim, leakcheck_between_collection_and_sweep, .timeout = 60) {
+    gct_run_child(unswept_child, (void *)(uintptr_t)1, 50);
+}
+
+Test(gc_reclaim, mark_only_collect_between_collection_and_sweep, .timeout = 60) {
+    gct_run_child(unswept_child, (void *)(uintptr_t)0, 50);
 }
 
 static void mode_api_child(void *arg) {
