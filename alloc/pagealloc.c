@@ -135,29 +135,40 @@ static pa_sum chunk_sum(const pageAlloc *pa, uint64_t c) {
     return run_sum(&r);
 }
 
-/* Recompute entry i of level l (< LEAF) from its children. */
-static void refold(pageAlloc *pa, int l, uint64_t i) {
+static inline bool sum_set(pa_sum *at, pa_sum v) {
+    bool changed = at->start != v.start || at->max != v.max || at->end != v.end;
+    *at = v;
+    return changed;
+}
+
+/* Recompute entry i of level l (< LEAF) from its children; true if it changed. */
+static bool refold(pageAlloc *pa, int l, uint64_t i) {
     const pa_sum *kids = &pa->sum[l + 1][i * PA_FANOUT];
     uint64_t width = (uint64_t)1 << lvl_log(l + 1);
     pa_run r = {0};
     for (int k = 0; k < PA_FANOUT; k++)
         run_push(pa, &r, kids[k], width, (i * PA_FANOUT + k) * width);
-    pa->sum[l][i] = run_sum(&r);
+    return sum_set(&pa->sum[l][i], run_sum(&r));
 }
 
 /*
  * Restore the summaries after the bits of [p, p+n) changed. Chunks strictly
  * inside the range are uniformly `inner`; only the two end chunks need their
- * bitmap read. Then each level up refolds the (few) parents of what changed.
+ * bitmap read. Then each level up refolds the (few) parents of what changed,
+ * and stops at a level where nothing did: an entry depends on its children
+ * only. Most span allocations and frees leave their chunk's (start, max, end)
+ * as it was - a longer free run elsewhere in the chunk sets its max - and then
+ * no level above is read at all.
  */
 static void update(pageAlloc *pa, uint64_t p, uint64_t n, pa_sum inner) {
     uint64_t c0 = p / PA_CHUNK_PAGES, c1 = (p + n - 1) / PA_CHUNK_PAGES;
-    pa->sum[LEAF][c0] = chunk_sum(pa, c0);
-    for (uint64_t c = c0 + 1; c < c1; c++) pa->sum[LEAF][c] = inner;
-    if (c1 != c0) pa->sum[LEAF][c1] = chunk_sum(pa, c1);
-    for (int l = LEAF - 1; l >= 0; l--) {
+    bool changed = sum_set(&pa->sum[LEAF][c0], chunk_sum(pa, c0));
+    for (uint64_t c = c0 + 1; c < c1; c++) changed |= sum_set(&pa->sum[LEAF][c], inner);
+    if (c1 != c0) changed |= sum_set(&pa->sum[LEAF][c1], chunk_sum(pa, c1));
+    for (int l = LEAF - 1; l >= 0 && changed; l--) {
         c0 /= PA_FANOUT, c1 /= PA_FANOUT;
-        for (uint64_t i = c0; i <= c1; i++) refold(pa, l, i);
+        changed = false;
+        for (uint64_t i = c0; i <= c1; i++) changed |= refold(pa, l, i);
     }
 }
 
