@@ -71,11 +71,17 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, 
     return malloc_refill_slow(c, spc, n);
 }
 
+/* The span class of a small request n, and this thread's span of it. */
+GCM_INLINE mspan *cache_span(mcache *c, size_t n, unsigned *spc) {
+    *spc = gcm_size_class(n) << 1;
+    return c->alloc[*spc];
+}
+
 GCM_INLINE void *do_malloc(size_t n) {
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(n <= GCM_MAX_SMALL)) {
-        unsigned spc = gcm_size_class(n) << 1;
-        mspan *s = c->alloc[spc];
+        unsigned spc;
+        mspan *s = cache_span(c, n, &spc);
         uint64_t cache = s->allocCache;
         if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
         return malloc_refill(c, spc, n);
@@ -84,10 +90,24 @@ GCM_INLINE void *do_malloc(size_t n) {
 }
 
 
-GCM_STACK_SKIP static void *do_calloc(size_t n, size_t size) {
+GCM_STACK_SKIP static GCM_NOINLINE void *calloc_slow(size_t n, size_t size) {
     mcache *c;
     if (!cache_for_call(&c)) return NULL;
     return gcm_shim_recorded(gcm_alloc_zeroed(c, n, size), n * size);
+}
+
+/* calloc: malloc's fast path, then clearing; every other case (an overflow,
+ * an empty span cache, a large block - which may come zeroed from the OS)
+ * takes the whole path. */
+GCM_STACK_SKIP GCM_INLINE void *do_calloc(size_t n, size_t size) {
+    size_t total;
+    if (GCM_LIKELY(!__builtin_mul_overflow(n, size, &total) && total <= GCM_MAX_SMALL)) {
+        unsigned spc;
+        mspan *s = cache_span(gcm_tls_mcache, total, &spc);
+        uint64_t cache = s->allocCache;
+        if (GCM_LIKELY(cache != 0)) return memset(mspan_take(s, cache), 0, total);
+    }
+    return calloc_slow(n, size);
 }
 
 GCM_STACK_SKIP static void *do_realloc(void *p, size_t n, const char *fn) {
