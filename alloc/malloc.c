@@ -36,11 +36,9 @@ static void *alloc_any(mcache *c, size_t size, bool noscan) {
 static void *alloc_aligned(mcache *c, size_t size, size_t align) {
     if (align <= GCM_MIN_ALIGN) return alloc_any(c, size, false);
     size = gcm_check_size(size);
-    /* Spans start on a page, so every object of a class whose size is a
-     * multiple of align is aligned: use the smallest such class. */
     if (size <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE) {
-        for (unsigned k = gcm_size_class(size); k < GCM_NUM_SIZE_CLASSES; k++)
-            if (gcm_class_size[k] % align == 0) return alloc_small(c, gcm_span_class(k, false));
+        unsigned k = gcm_size_class_aligned(size, align);
+        if (k) return alloc_small(c, gcm_span_class(k, false));
     }
     return gcm_mheap_alloc_large(size, align, false);
 }

@@ -35,6 +35,17 @@ GCM_INLINE unsigned gcm_size_class_noscan(size_t size) {
     return size <= 8 ? 1 : gcm_size_class(size);
 }
 
+/* The smallest class for `size` (<= GCM_MAX_SMALL) whose every object is
+ * aligned to `align` (a power of two <= GCM_PAGE_SIZE): spans start on a
+ * page, so that is a class whose size is a multiple of align - at least size
+ * rounded up to align (at most GCM_MAX_SMALL, itself a multiple of every
+ * such align), where the search starts and usually ends. 0: none. */
+GCM_INLINE unsigned gcm_size_class_aligned(size_t size, size_t align) {
+    for (unsigned k = gcm_size_class((size + align - 1) & ~(align - 1)); k < GCM_NUM_SIZE_CLASSES; k++)
+        if ((gcm_class_size[k] & (align - 1)) == 0) return k;
+    return 0;
+}
+
 /* Span class = size class << 1 | noscan. */
 GCM_INLINE unsigned gcm_span_class(unsigned sizeclass, bool noscan) {
     return (sizeclass << 1) | (unsigned)noscan;

@@ -46,29 +46,43 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_slow(size_t n, bool noscan) {
     return gcm_shim_recorded(gcm_alloc(c, n, noscan), n);
 }
 
+GCM_STACK_SKIP static GCM_NOINLINE void *aligned_slow(size_t align, size_t n) {
+    mcache *c;
+    if (!cache_for_call(&c)) return NULL;
+    return gcm_shim_recorded(gcm_alloc_aligned(c, n, align), n);
+}
+
+/* A small request's size and, for an aligned one, its alignment, in one
+ * argument of the refill: malloc's miss path passes its size as it is. */
+#define REQ_ALIGN_SHIFT 32
+#define REQ_SIZE_MASK (((size_t)1 << REQ_ALIGN_SHIFT) - 1)
+#define REQ_ALIGN(n, align) ((n) | (size_t)(align) << REQ_ALIGN_SHIFT)
+
 /* A small request whose span cache is empty and cannot be refilled in the
  * quick way: start a collection if one is due, then refill (attaching the
  * thread's mcache on its first allocation, and taking the slow path for
  * everything while allocations are recorded). */
-GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill_slow(mcache *c, unsigned spc, size_t n) {
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill_slow(mcache *c, unsigned spc, size_t req) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
     if (GCM_LIKELY(c != &gcm_empty_mcache)) {
         if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill_slow(c, spc); /* the quick refill failed */
         gcm_tls_mcache = &gcm_empty_mcache; /* detoured from now on */
     }
-    return malloc_slow(n, false);
+    size_t n = req & REQ_SIZE_MASK, align = req >> REQ_ALIGN_SHIFT;
+    return align ? aligned_slow(align, n) : malloc_slow(n, false);
 }
 
-/* A small request whose span cache is empty. The quick refill needs no test
- * for the empty mcache (its spans have nothing freed) nor for a due
- * collection (one is due only while pacing, which the quick refill leaves
- * to the slow one); it keeps this function's frame empty. */
-GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t n) {
+/* A small request whose span cache is empty (req: REQ_ALIGN; spc serves
+ * the alignment too). The quick refill needs no test for the empty mcache
+ * (its spans have nothing freed) nor for a due collection (one is due only
+ * while pacing, which the quick refill leaves to the slow one); it keeps
+ * this function's frame empty. */
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t req) {
     if (GCM_LIKELY(!gcm_shim_detour)) {
         void *p = gcm_mcache_refill_quick(c, spc);
         if (GCM_LIKELY(p != NULL)) return p;
     }
-    return malloc_refill_slow(c, spc, n);
+    return malloc_refill_slow(c, spc, req);
 }
 
 /* The span class of a small request n, and this thread's span of it. */
@@ -119,11 +133,20 @@ GCM_STACK_SKIP static void *do_realloc(void *p, size_t n, const char *fn) {
     return gcm_shim_recorded(gcm_realloc_obj(gcm_thread_cache(), p, n, fn), n);
 }
 
-GCM_STACK_SKIP static void *do_aligned(size_t align, size_t n) {
+
+/* align: a power of two. A small request takes malloc's fast path in the
+ * smallest class whose objects are all aligned. */
+GCM_STACK_SKIP GCM_INLINE void *do_aligned(size_t align, size_t n) {
     if (align <= GCM_MIN_ALIGN) return do_malloc(n);
-    mcache *c;
-    if (!cache_for_call(&c)) return NULL;
-    return gcm_shim_recorded(gcm_alloc_aligned(c, n, align), n);
+    if (GCM_LIKELY(n <= GCM_MAX_SMALL && align <= GCM_PAGE_SIZE)) {
+        mcache *c = gcm_tls_mcache;
+        unsigned spc = gcm_span_class(gcm_size_class_aligned(n, align), false);
+        mspan *s = c->alloc[spc];
+        uint64_t cache = s->allocCache; /* class 0's span is the empty one: no cache */
+        if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
+        if (spc) return malloc_refill(c, spc, REQ_ALIGN(n, align));
+    }
+    return aligned_slow(align, n);
 }
 
 /* memalign's rounding: a non-power-of-two alignment is rounded up. */
