@@ -124,6 +124,11 @@ void gcm_report_bad(const char *fn, const void *p) {
     gcm_fatal_ptr(fn, "invalid pointer", p, "(not allocated by gcmalloc)");
 }
 
+void gcm_report_free(const char *fn, const void *p, const mspan *s) {
+    if (s) gcm_report_interior(fn, p, s);
+    gcm_report_bad(fn, p);
+}
+
 void gcm_report_interior(const char *fn, const void *p, const mspan *s) {
     char detail[128];
     size_t n;

@@ -34,6 +34,9 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn);
 
 __attribute__((noreturn, cold)) void gcm_report_bad(const char *fn, const void *p);
 __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const void *p, const struct mspan *s);
+/* free's reports: gcm_report_interior when s, else gcm_report_bad. Declared
+ * as returning, so that free leaves by a jump to it (see mspan_double_free). */
+__attribute__((cold, noinline)) void gcm_report_free(const char *fn, const void *p, const struct mspan *s);
 void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
 /* The free itself, without check mode's quarantine (gcm_dealloc_slow's part
  * that returns the object to its span). */
@@ -72,14 +75,21 @@ GCM_INLINE mspan *gcm_lookup_strict(const void *p, size_t *idx, const char *fn) 
 GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
     mspan *s = gcm_span_of((uintptr_t)p);
     if (GCM_UNLIKELY(s == NULL)) {
-        if (p != NULL) gcm_report_bad(fn, p);
+        if (p != NULL) gcm_report_free(fn, p, NULL);
         return;
     }
-    size_t idx = gcm_lookup_index(s, p, fn);
+    bool exact;
+    size_t idx = mspan_obj_index_exact(s, (uintptr_t)p, &exact);
+    if (GCM_UNLIKELY(!exact)) {
+        gcm_report_free(fn, p, s);
+        return;
+    }
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(GCM_LOAD(&s->owner) == c)) {
+        /* A retired span: tell the refill. First, so that the free itself
+         * ends the path (and a double free's report is a jump). */
+        *s->hasfree |= s->slotbit;
         mspan_free_owned(s, idx, fn);
-        *s->hasfree |= s->slotbit; /* a retired span: tell the refill */
         return;
     }
     gcm_dealloc_slow(s, p, fn);

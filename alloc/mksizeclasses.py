@@ -24,8 +24,10 @@
 #   gcm_class_divmul[c]  = (uint32)(~0u / size) + 1 (Go's divMagic since 1.17):
 #                          (off * divmul) >> 32 == off / size for every offset
 #                          inside the span (verified here and in the tests)
-#   gcm_size_to_class16[(n + 15) >> 4] = smallest class with size >= max(n, 16)
-#                          for n in 0..32768; the 8 B class is never chosen here.
+#   gcm_size_to_spanclass16[(n + 15) >> 4] = (smallest class with size >= max(n, 16)) << 1
+#                          for n in 0..32768 - the span class of a malloc of n bytes,
+#                          as malloc's fast path indexes the mcache by it; the 8 B
+#                          class is never chosen here.
 #
 # Usage: python3 alloc/mksizeclasses.py          rewrite alloc/sizeclass.c
 #        python3 alloc/mksizeclasses.py --check  exit 1 if the file differs
@@ -166,8 +168,10 @@ def render():
     out.append(fmt_array("const uint32_t gcm_class_nelems[GCM_NUM_SIZE_CLASSES]", nelems, 12, 4))
     out.append("\n/* (uint32)(~0u / size) + 1: (off * divmul) >> 32 == off / size inside a span. */\n")
     out.append(fmt_array("const uint32_t gcm_class_divmul[GCM_NUM_SIZE_CLASSES]", divmul, 6, 10))
-    out.append("\n/* Index (size + 15) >> 4 for size 0..32768 -> smallest class with bytes >= max(size, 16). */\n")
-    out.append(fmt_array("const uint8_t gcm_size_to_class16[GCM_MAX_SMALL / 16 + 1]", to_class16, 24, 2))
+    out.append("\n/* Index (size + 15) >> 4 for size 0..32768 -> span class (scan) of the smallest class\n"
+               " * with bytes >= max(size, 16). */\n")
+    out.append(fmt_array("const uint8_t gcm_size_to_spanclass16[GCM_MAX_SMALL / 16 + 1]",
+                         [c << 1 for c in to_class16], 24, 3))
     return "".join(out)
 
 

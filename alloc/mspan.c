@@ -121,6 +121,10 @@ void mspan_remote_bits(const mspan *s, uint64_t *bits) {
     }
 }
 
+void mspan_double_free(const mspan *s, size_t idx, const char *fn) {
+    gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
+}
+
 size_t mspan_sweep(mspan *s) {
     uint32_t gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
     size_t freed = 0;

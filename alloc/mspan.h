@@ -195,11 +195,19 @@ GCM_INLINE bool mspan_in_cache(const mspan *s, const uint64_t *w, uint64_t bit) 
 /* Clear object idx's bit in allocBits. `maybe_cached`: idx may lie in the
  * cached word, where a set bit can also mean "reserved" (a double free);
  * callers that already know it does not pass false and skip that test. */
+/* Report a double free of object idx, and abort. Declared as returning,
+ * unlike gcm_fatal_ptr: free's fast path then leaves by a jump to it, in tail
+ * position, and needs no stack frame (with frame pointers, a call that is
+ * not a tail call costs free a frame's setup and teardown). */
+__attribute__((cold, noinline)) void mspan_double_free(const mspan *s, size_t idx, const char *fn);
+
 GCM_INLINE void mspan_clear_allocated(mspan *s, size_t idx, const char *fn, bool maybe_cached) {
     uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t bit = (uint64_t)1 << (idx & 63), v = GCM_LOAD(w);
-    if (GCM_UNLIKELY(!(v & bit) || (maybe_cached && mspan_in_cache(s, w, bit))))
-        gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
+    if (GCM_UNLIKELY(!(v & bit) || (maybe_cached && mspan_in_cache(s, w, bit)))) {
+        mspan_double_free(s, idx, fn);
+        return;
+    }
     GCM_STORE(w, v & ~bit);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - 1));
 }
@@ -228,10 +236,12 @@ GCM_INLINE void mspan_free_owned(mspan *s, size_t idx, const char *fn) {
         return;
     }
     uint64_t bit = (uint64_t)1 << (idx & 63), f = s->freedCache;
-    if (GCM_UNLIKELY((s->allocCache | f) & bit))
-        gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
-    if (GCM_UNLIKELY(s->scoped)) mspan_unscope(s, idx >> 6, bit);
+    if (GCM_UNLIKELY((s->allocCache | f) & bit)) {
+        mspan_double_free(s, idx, fn);
+        return;
+    }
     GCM_STORE(&s->freedCache, f | bit);
+    if (GCM_UNLIKELY(s->scoped)) mspan_unscope(s, idx >> 6, bit);
 }
 
 /* Is object idx allocated? `owner`: the caller is the span's owner thread

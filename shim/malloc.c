@@ -87,7 +87,7 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, 
 
 /* The span class of a small request n, and this thread's span of it. */
 GCM_INLINE mspan *cache_span(mcache *c, size_t n, unsigned *spc) {
-    *spc = gcm_size_class(n) << 1;
+    *spc = gcm_size_spanclass(n);
     return c->alloc[*spc];
 }
 
