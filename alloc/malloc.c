@@ -105,7 +105,7 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_RELAXED))
             gcm_fatal_ptr(fn, "double free", p, "");
-        gcm_mheap_free_span(s);
+        gcm_mheap_free_large(s);
         return;
     }
     mcache *own = gcm_tls_own;
@@ -144,5 +144,6 @@ bool gcm_trim(mcache *c) {
     if (c != &gcm_empty_mcache) gcm_mcache_flush(c);
     /* Spans emptied by remote frees go back to the heap first. */
     gcm_mheap_flush_pending();
+    gcm_mheap_release_empty();
     return gcm_mheap_scavenge_all() > 0;
 }

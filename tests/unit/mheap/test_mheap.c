@@ -224,6 +224,37 @@ Test(mheap, free_pages_up_to_the_heap_goal_are_kept_while_allocating, .init = se
     for (int i = N / 2; i < N; i++) free(p[i]);
 }
 
+/* A freed large block of up to 1 MiB is kept whole - unpublished, its pages
+ * still taken in the page allocator - and the next malloc of its length
+ * takes it back; malloc_trim gives the pages back. */
+Test(mheap, freed_large_spans_are_kept_for_their_length, .init = setup) {
+    enum { SIZE = 64 << 10 };
+    char *p = malloc(SIZE);
+    size_t free_pages = gcm_heap.pages.free_pages;
+    free(p);
+    cr_assert_eq(gcm_heap.pages.free_pages, free_pages, "the freed span's pages went back to the page allocator");
+    cr_assert_null(gcm_span_of((uintptr_t)p), "a kept span still maps its pages");
+    char *q = malloc(SIZE);
+    cr_assert_eq(q, p, "the next malloc of the same length did not take the kept span");
+    cr_assert(gcm_span_of((uintptr_t)q)->needzero, "a kept span's pages hold old data");
+    free(q);
+    malloc_trim(0);
+    cr_assert_geq(gcm_heap.pages.free_pages, free_pages + SIZE / GCM_PAGE_SIZE, "malloc_trim left the span kept");
+}
+
+/* A kept span right after a large block does not stop the block from
+ * growing in place. */
+Test(mheap, kept_spans_do_not_block_growth_in_place, .init = setup) {
+    enum { SIZE = 64 << 10 };
+    char *a = malloc(SIZE), *b = malloc(SIZE);
+    cr_assert_eq(b, a + SIZE, "the test needs two adjacent blocks");
+    uintptr_t was = (uintptr_t)a;
+    free(b);
+    char *r = realloc(a, 2 * SIZE);
+    cr_assert_eq((uintptr_t)r, was, "the block moved instead of growing over the kept span");
+    free(r);
+}
+
 Test(mheap, impossible_requests_fail_cleanly, .init = setup) {
     cr_assert_null(gcm_mheap_alloc_large((size_t)1 << 60, 0, false));
     cr_assert_null(gcm_mheap_alloc_large(4096, (size_t)1 << 62, false));
