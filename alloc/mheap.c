@@ -66,7 +66,10 @@
  * large malloc of the same length takes it back (exact length, LIFO: the
  * pages most recently touched), as tcmalloc keeps free spans in per-length
  * lists. Longer spans are not kept: for them the page work is small next to
- * touching the pages. At most LCACHE_CAP_PAGES are cached. For the
+ * touching the pages, and with lengths that rarely repeat exactly the cached
+ * pages only take the place of free ones the scavenger would have kept for
+ * any length (caching up to 1 MiB raised `large alloc 200`'s page faults
+ * from 25 600 to 36 400). At most LCACHE_CAP_PAGES are cached. For the
  * scavenger the cached pages are free, not in use, and every release puts
  * them back into the page allocator first (lcache_flush), so they stay
  * resident no longer than free pages would; so does a search that found no

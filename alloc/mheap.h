@@ -20,7 +20,7 @@
 
 #define GCM_BITS_POOLS 5    /* span bitmaps (alloc, mark, scope) of 1, 2, 4, 8, 16 words */
 #define GCM_REQSIZE_POOLS 7 /* per-object arrays (requested sizes, stack ids) of 64 B .. 4 KiB */
-#define LCACHE_MAX_PAGES 128 /* large spans up to 1 MiB are cached on free (mheap.c) */
+#define LCACHE_MAX_PAGES 16 /* large spans up to 128 KiB are cached on free (mheap.c) */
 
 typedef struct mheap {
     gcm_lock lock;
