@@ -429,6 +429,66 @@ void gcm_mheap_free_span(mspan *s) {
     gcm_lock_release(&gcm_heap.lock);
 }
 
+/*
+ * The per-thread stash. Even from the large-span cache a large malloc+free
+ * pair takes mheap.lock twice and runs the scavenger's bookkeeping twice
+ * (its clock read included): ~90 ns for 64 KiB, where tcmalloc serves that
+ * size from its thread cache in 5-14. So each mcache keeps up to
+ * MCACHE_LSTASH spans of large objects its thread freed, of up to
+ * LCACHE_MAX_PAGES pages, and its next large malloc of the same length and
+ * span class takes one back with no lock. A stashed span stays published
+ * (spans[] and page_in_use unchanged): it is simply a large span whose object
+ * is free - alloc bit clear, allocCount 0 - which every reader already
+ * treats as such (free() reports a second free as a double free, the
+ * collector neither marks nor sweeps it, statistics count no object). Only
+ * the owner thread reads or writes its slots. At most MCACHE_LSTASH x 128 KiB
+ * per thread is kept this way, invisible to the scavenger; a thread's exit,
+ * malloc_trim and the fork child hand the spans on (gcm_mcache_flush).
+ * Check mode (its callers in malloc.c) and leakcheck's detour (the thread on
+ * gcm_empty_mcache) do not use it: they track every large object's state
+ * themselves.
+ */
+void *gcm_mheap_stash_take(mcache *c, size_t size, bool noscan) {
+    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
+    unsigned spanclass = noscan ? 1 : 0;
+    for (unsigned k = 0; k < MCACHE_LSTASH; k++) {
+        mspan *s = c->lstash[k];
+        if (!s || s->npages != npages || s->spanclass != spanclass) continue;
+        c->lstash[k] = NULL;
+        /* The object's address is in a register before its alloc bit is set:
+         * a collection that stops the thread in between finds it there (as
+         * gcm_mheap_alloc_large). */
+        void *p = (void *)s->base;
+        __asm__ volatile("" : "+r"(p)::"memory");
+        s->needzero = 1;
+        mspan_init_large(s, spanclass, size);
+        if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
+        return p;
+    }
+    return NULL;
+}
+
+bool gcm_mheap_stash_put(mcache *c, mspan *s) {
+    if (s->npages > LCACHE_MAX_PAGES || c == &gcm_empty_mcache) return false;
+    GCM_STORE(&s->allocCount, 0);
+    unsigned k = 0;
+    while (k < MCACHE_LSTASH && c->lstash[k]) k++;
+    if (k == MCACHE_LSTASH) {
+        k = c->lstash_evict;
+        c->lstash_evict = (uint8_t)((k + 1) % MCACHE_LSTASH);
+        gcm_mheap_free_large(c->lstash[k]);
+    }
+    c->lstash[k] = s;
+    return true;
+}
+
+void gcm_mheap_stash_flush(mcache *c) {
+    for (unsigned k = 0; k < MCACHE_LSTASH; k++) {
+        if (c->lstash[k]) gcm_mheap_free_large(c->lstash[k]);
+        c->lstash[k] = NULL;
+    }
+}
+
 void gcm_mheap_free_large(mspan *s) {
     gcm_lock_acquire(&gcm_heap.lock);
     if (!lcache_put(s)) {

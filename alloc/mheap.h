@@ -99,6 +99,15 @@ void gcm_mheap_free_span(mspan *s);
 /* Free a large object's span: kept in the large-span cache when it fits,
  * else gcm_mheap_free_span. Takes mheap.lock. */
 void gcm_mheap_free_large(mspan *s);
+/* The per-thread stash in front of the large-span cache (mheap.c), used by
+ * c's own thread only. Take: a large object of `size` bytes from a span c
+ * stashed, or NULL. Put: keep the freed large span s (its alloc bit already
+ * cleared) in c, handing an older one to gcm_mheap_free_large when all
+ * slots are taken; false when s does not qualify. Flush: every stashed span
+ * to gcm_mheap_free_large. */
+void *gcm_mheap_stash_take(struct mcache *c, size_t size, bool noscan);
+bool gcm_mheap_stash_put(struct mcache *c, mspan *s);
+void gcm_mheap_stash_flush(struct mcache *c);
 /* Resize a large span in place to hold `size` bytes (shrinking frees the tail
  * pages; growing needs the following pages free). False if it cannot. */
 bool gcm_mheap_resize_large(mspan *s, size_t size);
