@@ -5,7 +5,10 @@
  * exists, reserve enough new 64 MiB arenas (right after the last one when the
  * OS allows, so runs can cross them) and search again. A span records its
  * pages in heapArena.spans[] for every page it covers, so that any address
- * inside it, interior ones included, leads back to it.
+ * inside it, interior ones included, leads back to it. Freed large spans of
+ * up to 128 KiB skip the page allocator: a per-thread stash and the
+ * large-span cache keep them whole for the next object of their length
+ * (both described below, at LCACHE_CAP_PAGES and gcm_mheap_stash_take).
  *
  * Scavenging (returning memory). Free pages stay resident while the program
  * is likely to take them again, and go back to the OS (madvise DONTNEED,
