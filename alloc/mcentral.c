@@ -130,8 +130,7 @@ void mcentral_flush_pending(mcentral *c) {
 }
 
 void mcentral_release_empty(mcentral *c) {
-    if (!GCM_LOAD(&c->empty.first)) return;
-    gcm_lock_acquire(&c->lock);
+    gcm_lock_acquire(&c->lock); /* no peek without it: the list links are plain stores */
     for (mspan *s; (s = c->empty.first) != NULL;) {
         list_remove(c, s);
         gcm_mheap_free_span(s);
