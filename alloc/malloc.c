@@ -24,13 +24,20 @@ static void *alloc_small(mcache *c, unsigned spc) {
     return p ? p : gcm_mcache_refill(c, spc);
 }
 
+/* A large object: from the thread's stash (mheap.c) when it has a span of
+ * that length, else from the mheap. */
+static void *alloc_large(mcache *c, size_t size, bool noscan) {
+    void *p = c && !gcm_check_on ? gcm_mheap_stash_take(c, size, noscan) : NULL;
+    return p ? p : gcm_mheap_alloc_large(size, 0, noscan);
+}
+
 static void *alloc_any(mcache *c, size_t size, bool noscan) {
     size = gcm_check_size(size);
     if (size <= GCM_MAX_SMALL) {
         unsigned sc = noscan ? gcm_size_class_noscan(size) : gcm_size_class(size);
         return alloc_small(c, gcm_span_class(sc, noscan));
     }
-    return gcm_mheap_alloc_large(size, 0, noscan);
+    return alloc_large(c, size, noscan);
 }
 
 static void *alloc_aligned(mcache *c, size_t size, size_t align) {
@@ -61,11 +68,20 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
         if (p) memset(p, 0, total);
         return p;
     }
-    void *p = gcm_mheap_alloc_large(want, 0, false);
+    void *p = alloc_large(c, want, false);
     if (!p) return NULL;
     gcm_vg_alloc(p, total, true);
     if (gcm_span_of((uintptr_t)p)->needzero) memset(p, 0, total);
     return p;
+}
+
+/* Grow large span s in place; the spans the thread stashed may be what is
+ * in the way (a stashed span is still in use to the mheap). */
+static bool grow_large(mcache *c, mspan *s, size_t size) {
+    if (gcm_mheap_resize_large(s, size)) return true;
+    if (!c) return false;
+    gcm_mheap_stash_flush(c);
+    return gcm_mheap_resize_large(s, size);
 }
 
 void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
@@ -80,7 +96,7 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
         if (large && (old - size) >= GCM_PAGE_SIZE) gcm_mheap_resize_large(s, size);
         return gcm_vg_resize(s, p, was, size);
     }
-    if (large && gcm_mheap_resize_large(s, size)) return gcm_vg_resize(s, p, was, size);
+    if (large && grow_large(c, s, size)) return gcm_vg_resize(s, p, was, size);
     void *q = gcm_alloc(c, size, gcm_spanclass_noscan(s->spanclass));
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
     memcpy(q, p, was);
@@ -103,7 +119,7 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_RELAXED))
             gcm_fatal_ptr(fn, "double free", p, "");
-        gcm_mheap_free_span(s);
+        if (gcm_check_on || !gcm_mheap_stash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
         return;
     }
     mcache *own = gcm_tls_own;
@@ -147,5 +163,6 @@ bool gcm_trim(mcache *c) {
     if (c != &gcm_empty_mcache) gcm_mcache_flush(c);
     /* Spans emptied by remote frees go back to the heap first. */
     gcm_mheap_flush_pending();
+    gcm_mheap_release_empty();
     return gcm_mheap_scavenge_all() > 0;
 }

@@ -62,6 +62,7 @@ static void give_back_all(mcache *c, bool repair) {
         c->hasfree[i] = 0;
         c->evict[i] = 0;
     }
+    gcm_mheap_stash_flush(c);
 }
 
 void gcm_mcache_flush(mcache *c) { give_back_all(c, false); }

@@ -30,6 +30,7 @@
 #include "mspan.h"
 
 #define MCACHE_RETIRED 32
+#define MCACHE_LSTASH 4 /* freed large spans a thread keeps (mheap.c, "the per-thread stash") */
 
 typedef struct mcache {
     /* Owner thread only. */
@@ -45,6 +46,12 @@ typedef struct mcache {
      * it never uses would be paged in at start-up (NULL here). */
     mspan *(*retired)[MCACHE_RETIRED];
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
+    /* Owner thread only: spans of large objects (up to LCACHE_MAX_PAGES)
+     * this thread freed, still published but free, for its next large
+     * malloc of the same length and span class; NULL = free slot.
+     * lstash_evict: the slot to hand to the mheap when all are taken. */
+    mspan *lstash[MCACHE_LSTASH];
+    uint8_t lstash_evict;
 } mcache;
 
 /* An mcache with its retired slots, as mheap.cachealloc hands them out. */

@@ -4,10 +4,13 @@
 #include "mcentral.h"
 #include "mcache.h"
 #include "mheap.h"
+#include "sizeclass.h"
 
 /* Announcements after which the announcing thread drains (mcentral.h). Any
  * small number does: frag's final RSS was the same for 1 to 64. */
 #define MCENTRAL_DRAIN_AT 8
+/* Empty spans kept per span class (mcentral.h): with one-page spans, 8. */
+#define MCENTRAL_EMPTY_BYTES ((size_t)64 << 10)
 
 static void list_push(spanList *l, mspan *s, uint8_t which) {
     s->prev = NULL;
@@ -19,7 +22,7 @@ static void list_push(spanList *l, mspan *s, uint8_t which) {
 }
 
 static void list_remove(mcentral *c, mspan *s) {
-    spanList *l = s->list == SPAN_LIST_FULL ? &c->full : &c->partial;
+    spanList *l = s->list == SPAN_LIST_FULL ? &c->full : s->list == SPAN_LIST_EMPTY ? &c->empty : &c->partial;
     if (s->prev) s->prev->next = s->next;
     else l->first = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -34,7 +37,8 @@ static void file_span(mcentral *c, mspan *s) {
     if (mspan_needs_sweep(s)) mspan_sweep(s);
     if (s->list != SPAN_LIST_NONE) list_remove(c, s);
     if (s->allocCount == 0) {
-        gcm_mheap_free_span(s);
+        if (c->empty.n < c->empty_max) list_push(&c->empty, s, SPAN_LIST_EMPTY);
+        else gcm_mheap_free_span(s);
     } else if (s->allocCount >= s->nelems) {
         list_push(&c->full, s, SPAN_LIST_FULL);
     } else {
@@ -57,6 +61,9 @@ static void drain_pending(mcentral *c) {
 void mcentral_init(mcentral *c, unsigned spanclass) {
     gcm_lock_init(&c->lock);
     c->spanclass = spanclass;
+    size_t span_bytes = (size_t)gcm_class_npages[spanclass >> 1] << GCM_PAGE_SHIFT;
+    if (span_bytes) /* 0 for the large span classes, which have no mcentral use */
+        c->empty_max = span_bytes < MCENTRAL_EMPTY_BYTES ? MCENTRAL_EMPTY_BYTES / span_bytes : 1;
 }
 
 void mcentral_notify(mcentral *c, mspan *s) {
@@ -70,8 +77,9 @@ void mcentral_notify(mcentral *c, mspan *s) {
     }
 }
 
-static mspan *take_partial(mcentral *c, mcache *owner) {
-    for (mspan *s = c->partial.first; s; s = s->next) {
+/* A span of list l, now owned by owner, or NULL. */
+static mspan *take_from(mcentral *c, spanList *l, mcache *owner) {
+    for (mspan *s = l->first; s; s = s->next) {
         uintptr_t expect = XFREE_NOTIFY;
         /* A span announced meanwhile stays for the next drain. */
         if (!__atomic_compare_exchange_n(&s->xfree, &expect, XFREE_OWNED, false, __ATOMIC_ACQUIRE,
@@ -87,7 +95,10 @@ static mspan *take_partial(mcentral *c, mcache *owner) {
 mspan *mcentral_cache_span(mcentral *c, mcache *owner) {
     gcm_lock_acquire(&c->lock);
     drain_pending(c);
-    mspan *s = take_partial(c, owner);
+    /* Partial spans first: the heap stays compact, and the empty ones can
+     * still go back. */
+    mspan *s = take_from(c, &c->partial, owner);
+    if (!s) s = take_from(c, &c->empty, owner);
     gcm_lock_release(&c->lock);
     if (!s) {
         s = gcm_mheap_alloc_small(c->spanclass);
@@ -115,6 +126,15 @@ void mcentral_flush_pending(mcentral *c) {
     if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED)) return;
     gcm_lock_acquire(&c->lock);
     drain_pending(c);
+    gcm_lock_release(&c->lock);
+}
+
+void mcentral_release_empty(mcentral *c) {
+    gcm_lock_acquire(&c->lock); /* no peek without it: the list links are plain stores */
+    for (mspan *s; (s = c->empty.first) != NULL;) {
+        list_remove(c, s);
+        gcm_mheap_free_span(s);
+    }
     gcm_lock_release(&c->lock);
 }
 

@@ -20,6 +20,7 @@
 
 #define GCM_BITS_POOLS 5    /* span bitmaps (alloc, mark, scope) of 1, 2, 4, 8, 16 words */
 #define GCM_REQSIZE_POOLS 7 /* per-object arrays (requested sizes, stack ids) of 64 B .. 4 KiB */
+#define LCACHE_MAX_PAGES 16 /* large spans up to 128 KiB are cached on free (mheap.c) */
 
 typedef struct mheap {
     gcm_lock lock;
@@ -32,6 +33,16 @@ typedef struct mheap {
     struct mcache *allcaches; /* every mcache, for fork and statistics */
     uintptr_t arena_end;      /* end of the last reserved arena: the next hint */
     size_t large_spans;       /* in-use spans holding one large object */
+    /* Freed large spans of up to LCACHE_MAX_PAGES pages kept whole for the
+     * next large malloc of the same length (mheap.c, "the large-span
+     * cache"): lcache[n] is a stack of n-page spans linked through
+     * mspan.next. Their pages stay allocated in the page allocator, but the
+     * scavenger's policy counts them as free (lcache_pages), and they go
+     * back to it before any release. Cached spans are unpublished (spans[]
+     * NULL, page_in_use clear, SPAN_DEAD): to the rest of the allocator they
+     * are freed. */
+    mspan *lcache[LCACHE_MAX_PAGES + 1];
+    size_t lcache_pages;
     size_t peak_mapped;
     /* The scavenger's memory of recent demand (mheap.c explains the policy).
      * Decay windows of SCAV_DECAY_MS: [0] is the current one, which began at
@@ -85,12 +96,27 @@ mspan *gcm_mheap_alloc_small(unsigned spanclass);
 void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan);
 /* Return a span's pages to the heap. Takes mheap.lock. */
 void gcm_mheap_free_span(mspan *s);
+/* Free a large object's span: kept in the large-span cache when it fits,
+ * else gcm_mheap_free_span. Takes mheap.lock. */
+void gcm_mheap_free_large(mspan *s);
+/* The per-thread stash in front of the large-span cache (mheap.c), used by
+ * c's own thread only. Take: a large object of `size` bytes from a span c
+ * stashed, or NULL. Put: keep the freed large span s (its alloc bit already
+ * cleared) in c, handing an older one to gcm_mheap_free_large when all
+ * slots are taken; false when s does not qualify. Flush: every stashed span
+ * to gcm_mheap_free_large. */
+void *gcm_mheap_stash_take(struct mcache *c, size_t size, bool noscan);
+bool gcm_mheap_stash_put(struct mcache *c, mspan *s);
+void gcm_mheap_stash_flush(struct mcache *c);
 /* Resize a large span in place to hold `size` bytes (shrinking frees the tail
  * pages; growing needs the following pages free). False if it cannot. */
 bool gcm_mheap_resize_large(mspan *s, size_t size);
 /* Let every mcentral merge its announced remote frees (spans they empty go
  * back to the heap). Takes each mcentral.lock in turn. */
 void gcm_mheap_flush_pending(void);
+/* Return the empty spans every mcentral keeps for reuse to the heap
+ * (malloc_trim). Takes each mcentral.lock in turn. */
+void gcm_mheap_release_empty(void);
 /* A per-object uint32_t array of small span s - field is &s->reqsizes or
  * &s->stackids - allocated on first use (NULL when the OS has no memory).
  * Takes mheap.lock the first time. */
@@ -99,7 +125,8 @@ uint32_t *gcm_mheap_per_object(mspan *s, uint32_t **field);
 void gcm_mheap_each_span(void (*fn)(mspan *s, void *ctx), void *ctx);
 /* Pacing: count `bytes` handed out (see gc_pacing). */
 void gcm_mheap_note_alloc(size_t bytes);
-/* Return every free page to the OS; bytes released. */
+/* Return every free page to the OS (cached large spans included); bytes
+ * released. */
 size_t gcm_mheap_scavenge_all(void);
 
 /* Memory the heap holds from the OS and has not released. mheap.lock. */

@@ -52,7 +52,7 @@
 struct mcache;
 
 enum { SPAN_DEAD = 0, SPAN_IN_USE = 1 };
-enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL = 1, SPAN_LIST_FULL = 2 };
+enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL = 1, SPAN_LIST_FULL = 2, SPAN_LIST_EMPTY = 3 };
 
 /* xfree states (low bits of mspan.xfree). */
 #define XFREE_OWNED 0    /* held by an mcache: remote frees only push */

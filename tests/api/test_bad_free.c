@@ -210,6 +210,10 @@ Test(bad_free, double_free_medium) {
     size_t n = 20000;
     run_case(double_free, &n, NULL, "double free", 0);
 }
+Test(bad_free, double_free_of_a_block_its_thread_keeps) {
+    size_t n = 64 << 10; /* a large block whose span the freeing thread keeps (alloc/mheap.c) */
+    run_case(double_free, &n, NULL, "double free", 0);
+}
 Test(bad_free, double_free_large) {
     size_t n = 1 << 20;
     run_case(double_free, &n, NULL, "double free", 0);

@@ -1,6 +1,7 @@
 /* mcache and mcentral under 8 threads: every object handed out once, remote
  * frees merged, spans filed on the right list, thread exit returns spans. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,14 @@ static void check_lists(void) {
             cr_assert_eq(s->list, SPAN_LIST_FULL);
         }
         cr_assert_eq(n, c->full.n);
+        n = 0;
+        for (mspan *s = c->empty.first; s; s = s->next, n++) {
+            cr_assert_null(s->owner);
+            cr_assert_eq(s->list, SPAN_LIST_EMPTY);
+            cr_assert_eq(s->allocCount, 0, "class %u empty-list span with %u objects", i, s->allocCount);
+        }
+        cr_assert_eq(n, c->empty.n);
+        cr_assert_leq(n, c->empty_max);
         gcm_lock_release(&c->lock);
     }
 }
@@ -218,4 +227,29 @@ Test(mcache, remote_frees_send_the_refill_the_slow_way) {
     cr_assert_not(mspan_has_remote(s), "the refill left the remote frees unmerged");
     for (size_t i = 0; i < n; i++) free(keep[i]);
     free(q);
+}
+
+/* A span emptied while its mcentral holds it stays there, for the next span
+ * the class needs, instead of going back to the heap (a queue of 4 KiB
+ * objects, two to a span, would trade a span with the heap every second
+ * malloc); malloc_trim returns it. */
+Test(mcache, emptied_spans_are_kept_for_reuse_until_trim) {
+    enum { N = 64, SIZE = 4096 };
+    void *p[N];
+    for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
+    gcm_mcache_flush(gcm_tls_mcache); /* every span to the mcentral: the frees below are remote */
+    for (int i = 0; i < N; i++) free(p[i]);
+    gcm_mheap_flush_pending();
+    int kept = 0;
+    for (int i = 0; i < N; i++) kept += gcm_span_of((uintptr_t)p[i]) != NULL;
+    mcentral *c = &gcm_heap.central[gcm_span_class(gcm_size_class(SIZE), false)];
+    cr_assert_eq(kept, 2 * (int)c->empty_max, "%d of %d freed objects still lie in a span", kept, N);
+    check_lists();
+    void *q = malloc(SIZE);
+    bool reused = false;
+    for (int i = 0; i < N; i++) reused |= gcm_span_of((uintptr_t)p[i]) == gcm_span_of((uintptr_t)q);
+    cr_assert(reused, "the next span of the class was not a kept one");
+    free(q);
+    malloc_trim(0);
+    for (int i = 0; i < N; i++) cr_assert_null(gcm_span_of((uintptr_t)p[i]), "malloc_trim left a span kept");
 }

@@ -1,6 +1,7 @@
 /* mheap: large spans, alignment, in-place resize, zeroed pages, scavenging. */
 #include <criterion/criterion.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,64 @@ Test(mheap, free_pages_up_to_the_heap_goal_are_kept_while_allocating, .init = se
     size_t r2 = released();
     cr_assert_geq(r2 - r0, (size_t)16 << 20, "without a goal only %zu bytes were released in 1 s", r2 - r0);
     for (int i = N / 2; i < N; i++) free(p[i]);
+}
+
+/* A large span of up to 128 KiB given back to the mheap is kept whole -
+ * unpublished, its pages still taken in the page allocator - and the next
+ * large span of its length is that one; malloc_trim gives the pages back. */
+Test(mheap, freed_large_spans_are_kept_for_their_length, .init = setup) {
+    enum { SIZE = 64 << 10 };
+    void *p = gcm_mheap_alloc_large(SIZE, 0, false);
+    size_t free_pages = gcm_heap.pages.free_pages;
+    gcm_mheap_free_large(gcm_span_of((uintptr_t)p));
+    cr_assert_eq(gcm_heap.pages.free_pages, free_pages, "the freed span's pages went back to the page allocator");
+    cr_assert_null(gcm_span_of((uintptr_t)p), "a kept span still maps its pages");
+    void *q = gcm_mheap_alloc_large(SIZE, 0, false);
+    cr_assert_eq(q, p, "the next span of the same length was not the kept one");
+    cr_assert(gcm_span_of((uintptr_t)q)->needzero, "a kept span's pages hold old data");
+    gcm_mheap_free_large(gcm_span_of((uintptr_t)q));
+    malloc_trim(0);
+    cr_assert_geq(gcm_heap.pages.free_pages, free_pages + SIZE / GCM_PAGE_SIZE, "malloc_trim left the span kept");
+}
+
+/* A thread keeps the span of a large block it freed, published but free,
+ * for its next malloc of that length; a second free of the block is still a
+ * double free (tests/api/test_bad_free.c), and the thread's exit hands the
+ * span to the mheap. */
+static void *free_then_exit(void *arg) {
+    char *p = malloc(64 << 10);
+    free(p);
+    mspan *s = gcm_span_of((uintptr_t)p);
+    cr_assert_not_null(s, "the freed block's span was not kept by the thread");
+    cr_assert_eq(s->allocBits[0] & 1, 0, "a kept span's object reads as allocated");
+    cr_assert_eq(s->allocCount, 0);
+    char *q = malloc(64 << 10);
+    cr_assert_eq(q, p, "the next malloc of the same length did not take the kept span");
+    cr_assert(s->needzero && (s->allocBits[0] & 1) && s->allocCount == 1);
+    free(q);
+    *(char **)arg = p;
+    return NULL;
+}
+
+Test(mheap, a_thread_keeps_its_freed_large_spans_until_it_exits, .init = setup) {
+    char *p;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, free_then_exit, &p), 0);
+    pthread_join(t, NULL);
+    cr_assert_null(gcm_span_of((uintptr_t)p), "the exited thread's kept span is still published");
+}
+
+/* A kept span right after a large block does not stop the block from
+ * growing in place. */
+Test(mheap, kept_spans_do_not_block_growth_in_place, .init = setup) {
+    enum { SIZE = 64 << 10 };
+    char *a = malloc(SIZE), *b = malloc(SIZE);
+    cr_assert_eq(b, a + SIZE, "the test needs two adjacent blocks");
+    uintptr_t was = (uintptr_t)a;
+    free(b);
+    char *r = realloc(a, 2 * SIZE);
+    cr_assert_eq((uintptr_t)r, was, "the block moved instead of growing over the kept span");
+    free(r);
 }
 
 Test(mheap, impossible_requests_fail_cleanly, .init = setup) {
