@@ -176,7 +176,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     unsigned k = (unsigned)__builtin_ctz(after ? after : m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
-    if (g == 0 || (gcm_popcount64(g) < mcache_refill_want(t) && c->occupied[spc] != ~(uint32_t)0))
+    if (g == 0 || (c->occupied[spc] != ~(uint32_t)0 && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     c->seek[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
