@@ -134,37 +134,42 @@ static unsigned settle(mspan *s) {
 }
 
 /* The whole refill policy (mcache.h): the current span, the retired spans
- * with local frees, then those with remote frees, each settled first so
- * that its count is exact; the first that offers mcache_refill_want objects
- * is taken, else a new span while a retired slot is free, else the span
- * with most. */
+ * with local frees in slot order from seek, then those with remote frees,
+ * each settled first so that its count is exact. The first that offers
+ * mcache_refill_want objects is taken, else a new span while a retired slot
+ * is free; with every slot taken, the first with any. (Weighing all of them
+ * for the one with most settled up to 32 spans per refill: larson-2 502 ->
+ * 662 instructions per step.) */
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
     if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
-    unsigned want = mcache_refill_want(s), best = 0, bestk = MCACHE_RETIRED + 1;
-    if (s != &gcm_empty_span && (best = settle(s)) > 0) bestk = MCACHE_RETIRED;
-    if (best < want || bestk > MCACHE_RETIRED) {
-        /* Retired spans the thread freed into, then those others freed into. */
-        uint32_t occ = c->occupied[spc], rest = occ & ~c->hasfree[spc];
-        for (uint32_t r = c->hasfree[spc]; r; r &= r - 1) {
-            unsigned k = (unsigned)__builtin_ctz(r), n = settle(c->retired[spc][k]);
-            if (n > best) best = n, bestk = k;
-            if (n == 0) c->hasfree[spc] &= ~(1u << k);
-            if (best >= want && bestk <= MCACHE_RETIRED) goto found;
+    unsigned least = c->occupied[spc] != ~(uint32_t)0 ? mcache_refill_want(s) : 0;
+    if (least == 0) least = 1;
+    if (s != &gcm_empty_span && settle(s) >= least) goto refill;
+    /* Retired spans the thread freed into, then those others freed into. */
+    uint32_t rest = c->occupied[spc] & ~c->hasfree[spc];
+    for (uint32_t r = c->hasfree[spc]; r;) {
+        unsigned k = mcache_next_slot(c, spc, r), n = settle(c->retired[spc][k]);
+        r &= ~(1u << k);
+        if (n >= least) {
+            s = mcache_swap_in(c, spc, k);
+            goto refill;
         }
-        for (uint32_t r = rest; r; r &= r - 1) {
-            unsigned k = (unsigned)__builtin_ctz(r);
-            mspan *t = c->retired[spc][k];
-            if (!mspan_has_remote(t)) continue;
-            unsigned n = settle(t);
-            if (n > 0) c->hasfree[spc] |= 1u << k;
-            if (n > best) best = n, bestk = k;
-            if (best >= want && bestk <= MCACHE_RETIRED) goto found;
-        }
-        if (bestk > MCACHE_RETIRED || c->occupied[spc] != ~(uint32_t)0) goto central;
+        if (n == 0) c->hasfree[spc] &= ~(1u << k);
     }
-found:
-    if (bestk < MCACHE_RETIRED) s = mcache_swap_in(c, spc, bestk);
+    for (uint32_t r = rest; r; r &= r - 1) {
+        unsigned k = (unsigned)__builtin_ctz(r);
+        mspan *t = c->retired[spc][k];
+        if (!mspan_has_remote(t)) continue;
+        unsigned n = settle(t);
+        if (n > 0) c->hasfree[spc] |= 1u << k;
+        if (n >= least) {
+            s = mcache_swap_in(c, spc, k);
+            goto refill;
+        }
+    }
+    goto central;
+refill:
     if (!mspan_refill_cache(s)) gcm_fatal("mcache: a span counted free objects and has none");
     return take_loaded(c, s);
 central:;

@@ -12,7 +12,7 @@
  * those with remote frees, and takes the first span that offers at least
  * mcache_refill_want objects. When none does, a new span from the mcentral
  * is worth more than a few objects (see mcache_refill_want) while a retired
- * slot is free; once all are taken, the span with the most free objects.
+ * slot is free; once all are taken, the first span with any.
  * Taking a span from the mcentral retires the current one (and returns the
  * oldest retired one when all slots are taken).
  *
@@ -103,6 +103,13 @@ GCM_INLINE void mcache_make_retired(mcache *c, unsigned spc, unsigned k, mspan *
  * in view through its hasfree bit. */
 GCM_INLINE bool mcache_has_frees(const mspan *s) { return s->freedCache || s->allocCount < s->nelems; }
 
+/* The first slot of m (a set of retired slots) in slot order from the one
+ * after the slot last swapped in: the span left alone longest. */
+GCM_INLINE unsigned mcache_next_slot(const mcache *c, unsigned spc, uint32_t m) {
+    uint32_t after = m & (~(uint32_t)0 << c->seek[spc]);
+    return (unsigned)__builtin_ctz(after ? after : m);
+}
+
 /* Make retired slot k's span current; the current span (if any) takes its
  * slot, and the slot's hasfree bit. */
 GCM_INLINE mspan *mcache_swap_in(mcache *c, unsigned spc, unsigned k) {
@@ -117,6 +124,7 @@ GCM_INLINE mspan *mcache_swap_in(mcache *c, unsigned spc, unsigned k) {
         c->hasfree[spc] &= ~bit;
     }
     mcache_make_current(c, spc, t);
+    c->seek[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
     return t;
 }
 
@@ -170,16 +178,12 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
         mspan_reuse_freed(s, f);
         return mspan_take(s, f);
     }
-    /* The next retired span with frees in slot order from where the last
-     * swap stopped: the one that had the longest time to gather frees. */
-    uint32_t after = m & (~(uint32_t)0 << c->seek[spc]);
-    unsigned k = (unsigned)__builtin_ctz(after ? after : m);
+    unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
     if (g == 0 || (c->occupied[spc] != ~(uint32_t)0 && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
-    c->seek[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
     s = mcache_swap_in(c, spc, k);
     mspan_reuse_freed(s, g);
     return mspan_take(s, g);
