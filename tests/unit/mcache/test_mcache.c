@@ -253,3 +253,60 @@ Test(mcache, emptied_spans_are_kept_for_reuse_until_trim) {
     malloc_trim(0);
     for (int i = 0; i < N; i++) cr_assert_null(gcm_span_of((uintptr_t)p[i]), "malloc_trim left a span kept");
 }
+
+/* Allocate objects of class spc until the current span is no longer `s`;
+ * returns how many were added to p. */
+static size_t fill_until_not_current(mcache *c, unsigned spc, mspan *s, void **p, size_t n, size_t max, size_t size) {
+    while (n < max && c->alloc[spc] == s) p[n++] = malloc(size);
+    return n;
+}
+
+/* The refill passes over a retired span that offers fewer than
+ * mcache_refill_want objects while a retired slot is free: it takes a new
+ * span, and comes back to the retired one once enough frees wait there.
+ * Chasing the few objects just freed is what made a FIFO ring refill every
+ * six mallocs. 3 KiB objects: 8 to a span, so two frees are wanted; a class
+ * nothing else in the test process uses. */
+Test(mcache, refill_passes_over_a_span_with_few_frees_for_a_new_one) {
+    enum { SIZE = 3000, MAX = 64 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    static void *p[MAX];
+    size_t n = 0;
+    p[n++] = malloc(SIZE);
+    mcache *c = gcm_tls_mcache;
+    mspan *a = c->alloc[spc];
+    cr_assert_eq(mcache_refill_want(a), 2);
+    n = fill_until_not_current(c, spc, a, p, n, MAX, SIZE); /* a retired, b current */
+    mspan *b = c->alloc[spc];
+    cr_assert_eq(gcm_span_of((uintptr_t)p[0]), a);
+    free(p[0]); /* one object waits in a: fewer than wanted */
+    n = fill_until_not_current(c, spc, b, p, n, MAX, SIZE);
+    mspan *fresh = c->alloc[spc];
+    cr_assert(fresh != a && fresh != b, "the refill swapped in a span with one free object instead of a new span");
+    cr_assert_neq(gcm_span_of((uintptr_t)p[n - 1]), a);
+    free(p[1]); /* now two */
+    cr_assert_eq(gcm_span_of((uintptr_t)p[1]), a);
+    n = fill_until_not_current(c, spc, fresh, p, n, MAX, SIZE);
+    cr_assert_eq(c->alloc[spc], a, "the refill did not come back to the span with two frees");
+    cr_assert(p[n - 1] == p[0] || p[n - 1] == p[1]);
+}
+
+/* With every retired slot taken, a new span would cost the oldest retired
+ * one (and the frees into it would turn remote): the refill then takes the
+ * retired span with frees, however few. */
+Test(mcache, refill_takes_few_frees_when_every_slot_is_taken) {
+    enum { SIZE = 3000, MAX = (MCACHE_RETIRED + 2) * 8 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    static void *p[MAX];
+    size_t n = 0;
+    p[n++] = malloc(SIZE);
+    mcache *c = gcm_tls_mcache;
+    while (n < MAX && c->occupied[spc] != ~(uint32_t)0) p[n++] = malloc(SIZE);
+    cr_assert_eq(c->occupied[spc], ~(uint32_t)0, "the retired slots did not fill up");
+    mspan *s = c->alloc[spc];
+    mspan *a = gcm_span_of((uintptr_t)p[0]);
+    free(p[0]);
+    n = fill_until_not_current(c, spc, s, p, n, MAX, SIZE);
+    cr_assert_eq(c->alloc[spc], a, "with no slot free, the span with one free object was not swapped in");
+    cr_assert_eq(p[n - 1], p[0]);
+}
