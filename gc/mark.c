@@ -24,12 +24,19 @@ typedef struct work {
  * marking ends. marks == NULL: no small span here (a free page, or a large
  * span, which is resolved through spans[]). */
 typedef struct pagedesc {
-    uint64_t *marks;    /* the span's gcmarkBits */
-    int32_t alloc_off;  /* its allocBits - gcmarkBits, in words */
-    uint16_t pgoff;     /* this page's index in the span */
-    uint8_t spanclass;
-    uint8_t unused;
+    uint64_t *marks;  /* the span's gcmarkBits */
+    uintptr_t basesc; /* the span's base | its span class (a base is page-aligned) */
 } pagedesc;
+
+/* What resolving a word needs of its span class, from the size-class tables,
+ * in one record: one base register and loads from one line, where the three
+ * tables cost an address each. Filled by the first gcm_mark_begin. */
+typedef struct classdesc {
+    uint32_t divmul; /* gcm_class_divmul */
+    uint32_t nelems; /* gcm_class_nelems */
+    uint32_t size;   /* gcm_class_size */
+    uint32_t scan;   /* size, or 0 in a noscan span class */
+} classdesc;
 
 /* Candidates in flight: a word that may point into the heap waits here
  * FIFO_LEN words before it is resolved, while its object's first line and
@@ -51,6 +58,7 @@ static struct {
     /* Page descriptors: arena ordinal << 13 | page in the arena. OS memory. */
     pagedesc *pages;
     size_t pages_cap;
+    classdesc classes[GCM_NUM_SPAN_CLASSES];
     /* fifo[head % FIFO_LEN] is the oldest candidate; tail - head <= FIFO_LEN.
      * Empty when a pass begins and after gcm_mark_drain. */
     cand fifo[FIFO_LEN];
@@ -87,8 +95,8 @@ GCM_INLINE pagedesc *desc_of(pagedesc *pages, const heapArena *a, uintptr_t addr
                   ((addr >> GCM_PAGE_SHIFT) & (GCM_PAGES_PER_ARENA - 1))];
 }
 
-/* Each span, once per pass: no marks, but two kinds of objects start marked,
- * and a small span's pages get their descriptors.
+/* Each span, once per pass: two kinds of objects start marked, and so do
+ * the free slots; a small span's pages get their descriptors.
  *  - The objects reserved in its owner's cache (allocated in allocBits, not
  *    handed out): a word pointing at one neither marks nor scans it, and the
  *    garbage and leaks (allocated & ~marked, where allocated leaves them
@@ -103,16 +111,22 @@ GCM_INLINE pagedesc *desc_of(pagedesc *pages, const heapArena *a, uintptr_t addr
  *    objects or reported a double free (the lost objects of #4). Marked, a
  *    freed object is neither garbage nor a leak, whenever it is merged. An
  *    object pushed after this stop was still held by the freeing thread
- *    during it, so it is marked through that thread. */
+ *    during it, so it is marked through that thread.
+ *  - The free slots (~allocBits): a word that points at one finds it marked
+ *    already and marks nothing, with no look at allocBits, so resolving a
+ *    word tests one bitmap. Every reader of the marks asks for allocated
+ *    objects (allocated & ~marked, marked & allocated), to which these bits
+ *    add nothing. They are set after the remote-free bits, whose walk stops
+ *    at a bit already set (a list that loops). */
 static void prepare_span(mspan *s, void *ctx) {
     for (size_t w = 0; w < s->nwords; w++) GCM_STORE(&s->gcmarkBits[w], 0);
     if (mspan_is_large(s)) return;
     if (s->owner) GCM_STORE(&s->gcmarkBits[s->cacheWord - s->allocBits], mspan_cached(s));
     mspan_remote_bits(s, s->gcmarkBits);
-    pagedesc d = {s->gcmarkBits, (int32_t)(s->allocBits - s->gcmarkBits), 0, s->spanclass, 0};
+    for (size_t w = 0; w < s->nwords; w++) s->gcmarkBits[w] |= ~s->allocBits[w];
+    pagedesc d = {s->gcmarkBits, s->base | s->spanclass};
     for (size_t i = 0; i < s->npages; i++) {
         uintptr_t addr = s->base + (i << GCM_PAGE_SHIFT); /* a span may cross into the next arena */
-        d.pgoff = (uint16_t)i;
         *desc_of(ms.pages, gcm_arena_index[addr >> GCM_ARENA_SHIFT], addr) = d;
     }
 }
@@ -122,6 +136,11 @@ bool gcm_mark_begin(void) {
         ms.cap = ((size_t)1 << 20) / sizeof(work);
         ms.stack = gcm_os_map(NULL, ms.cap * sizeof(work));
         if (!ms.stack) return false;
+        for (unsigned sc = 2; sc < GCM_NUM_SPAN_CLASSES; sc++) {
+            unsigned c = sc >> 1;
+            ms.classes[sc] = (classdesc){gcm_class_divmul[c], gcm_class_nelems[c], gcm_class_size[c],
+                                         sc & 1 ? 0 : gcm_class_size[c]};
+        }
     }
     const pageAlloc *pa = &gcm_heap.pages;
     size_t npages = (size_t)pa->narenas * GCM_PAGES_PER_ARENA;
@@ -150,21 +169,21 @@ static GCM_NOINLINE work *grow(work *stack, size_t cap) {
     return p;
 }
 
-GCM_INLINE void push(marker *m, uintptr_t p, size_t n) {
+GCM_INLINE void push(marker *m, work w) {
     if (GCM_UNLIKELY(m->top == m->cap)) {
         m->stack = grow(m->stack, m->cap);
         m->cap *= 2;
     }
-    m->stack[m->top].p = p;
-    m->stack[m->top].n = n;
-    m->top++;
+    m->stack[m->top++] = w;
 }
 
-GCM_INLINE void mark_object(marker *m, uint64_t *word, uint64_t bit, uintptr_t obj, size_t size, bool noscan) {
-    if (*word & bit) return;
+/* Mark an object; what is left to scan of it (nothing if it was marked
+ * already or holds no pointers). */
+GCM_INLINE work mark_object(marker *m, uint64_t *word, uint64_t bit, uintptr_t obj, size_t size, size_t scan) {
+    if (*word & bit) return (work){0, 0};
     *word |= bit;
     m->live_bytes += size;
-    if (!noscan) push(m, obj, size);
+    return (work){obj, scan};
 }
 
 /* A word on a page without a small span: the large object's span, or NULL
@@ -175,26 +194,23 @@ static GCM_NOINLINE mspan *large_span_of(uintptr_t v) {
     return s && (s->allocBits[0] & 1) ? s : NULL;
 }
 
-/* Mark the object candidate c points into, if it is allocated, and queue it
- * for scanning. */
-GCM_INLINE void resolve(marker *m, const cand *c) {
+/* Mark the object candidate c points into, if it is allocated; the object,
+ * to be scanned, if it is newly marked and may hold pointers. */
+GCM_INLINE work resolve(marker *m, const cand *c) {
     const pagedesc *d = c->desc;
     uintptr_t v = c->v;
     uint64_t *marks = d->marks;
     if (GCM_UNLIKELY(!marks)) {
         mspan *s = large_span_of(v);
-        if (s) mark_object(m, &s->gcmarkBits[0], 1, s->base, s->elemsize, s->spanclass & 1);
-        return;
+        if (!s) return (work){0, 0};
+        return mark_object(m, &s->gcmarkBits[0], 1, s->base, s->elemsize, s->spanclass & 1 ? 0 : s->elemsize);
     }
-    unsigned cls = d->spanclass >> 1;
-    uintptr_t base = (v & ~(GCM_PAGE_SIZE - 1)) - ((uintptr_t)d->pgoff << GCM_PAGE_SHIFT);
-    size_t idx = (size_t)(((uint64_t)(v - base) * gcm_class_divmul[cls]) >> 32);
-    if (idx >= gcm_class_nelems[cls]) return; /* the span's tail */
-    size_t w = idx >> 6;
-    uint64_t bit = (uint64_t)1 << (idx & 63);
-    if (!(marks[w + d->alloc_off] & bit)) return; /* a free slot */
-    size_t size = gcm_class_size[cls];
-    mark_object(m, &marks[w], bit, base + idx * size, size, d->spanclass & 1);
+    unsigned sc = (unsigned)(d->basesc & (GCM_PAGE_SIZE - 1));
+    uintptr_t base = d->basesc - sc;
+    const classdesc *k = &ms.classes[sc];
+    size_t idx = (size_t)(((uint64_t)(v - base) * k->divmul) >> 32);
+    if (idx >= k->nelems) return (work){0, 0}; /* the span's tail */
+    return mark_object(m, &marks[idx >> 6], (uint64_t)1 << (idx & 63), base + idx * k->size, k->size, k->scan);
 }
 
 /* The cheap filter, then into the FIFO: a word outside the heap's address
@@ -207,20 +223,19 @@ GCM_INLINE void consider(marker *m, uintptr_t v) {
     const pagedesc *d = desc_of(m->pages, a, v);
     __builtin_prefetch(d);
     __builtin_prefetch((const void *)v);
-    if (m->tail - m->head == FIFO_LEN) resolve(m, &ms.fifo[m->head++ % FIFO_LEN]);
+    if (m->tail - m->head == FIFO_LEN) {
+        work w = resolve(m, &ms.fifo[m->head++ % FIFO_LEN]);
+        if (w.n) push(m, w);
+    }
     cand *c = &ms.fifo[m->tail++ % FIFO_LEN];
     c->v = v;
     c->desc = d;
 }
 
-GCM_INLINE void scan(marker *m, uintptr_t lo, uintptr_t hi) {
-    for (uintptr_t p = gcm_align_up(lo, sizeof(uintptr_t)); p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
-        consider(m, *(const uintptr_t *)p);
-}
-
 void gcm_mark_range(uintptr_t lo, uintptr_t hi) {
     marker m = marker_load();
-    scan(&m, lo, hi);
+    for (uintptr_t p = gcm_align_up(lo, sizeof(uintptr_t)); p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
+        consider(&m, *(const uintptr_t *)p);
     marker_store(&m);
 }
 
@@ -232,18 +247,20 @@ void gcm_mark_ptr(uintptr_t p) {
 
 /* Scan what is on the stack first (each scan feeds the FIFO and, once it is
  * full, resolves its oldest candidate); resolve the FIFO's rest only when
- * the stack runs dry. */
+ * the stack runs dry. An object that resolving the FIFO's oldest marks then
+ * is scanned at once, without the trip through the stack: on a list, every
+ * node takes that way. Objects are aligned and a whole number of words. */
 void gcm_mark_drain(void) {
     marker m = marker_load();
+    uintptr_t p = 0, end = 0; /* what is left to scan of the current object */
     for (;;) {
-        if (m.top) {
-            work w = m.stack[--m.top];
-            scan(&m, w.p, w.p + w.n);
-        } else if (m.head != m.tail) {
-            resolve(&m, &ms.fifo[m.head++ % FIFO_LEN]);
-        } else {
-            break;
-        }
+        for (; p < end; p += sizeof(uintptr_t)) consider(&m, *(const uintptr_t *)p);
+        work w;
+        if (m.top) w = m.stack[--m.top];
+        else if (m.head != m.tail) w = resolve(&m, &ms.fifo[m.head++ % FIFO_LEN]);
+        else break;
+        p = w.p;
+        end = w.p + w.n;
     }
     marker_store(&m);
 }
