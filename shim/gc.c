@@ -63,8 +63,12 @@ void gcm_gc_process_init(void) {
 }
 
 /* The main thread registers itself before main() (and before any thread
- * could be started). */
-__attribute__((constructor)) static void register_main_thread(void) { gcm_stw_init_main(); }
+ * could be started). Start-up happens here at the latest, so that the stack
+ * unwinder, which dlopen must load, is there before main (gc/stacks.h). */
+__attribute__((constructor)) static void register_main_thread(void) {
+    gcm_stw_init_main();
+    if (gcm_thread_cache()) gcm_stacks_load_unwinder();
+}
 
 /* ---- the public API ---- */
 
@@ -76,6 +80,7 @@ GCM_EXPORT int gcm_set_gc_mode(int mode) {
     }
     int old = gcm_gc_set_mode(mode);
     if (old >= 0) gcm_shim_set_detour(mode == GCM_GC_LEAKCHECK || gcm_check_on);
+    gcm_stacks_load_unwinder();
     return old;
 }
 GCM_EXPORT int gcm_get_gc_mode(void) { return gcm_gc_mode; }
