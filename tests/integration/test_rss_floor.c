@@ -39,14 +39,7 @@ static const char maps_src[] =
     "}\n";
 
 static struct run_result run_maps(const char *const *env) {
-    const char *prog = gct_compile("rss_floor_maps", maps_src, 0, "-rdynamic");
-    const char *argv[] = {prog, NULL};
-    struct run_result r;
-    cr_assert_eq(run_cmd(argv, GCM_LIB, env, NULL, 60, &r), 0, "%s timed out", prog);
-    char s[64];
-    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s ended with %s: %s", prog,
-              status_str(r.status, s, sizeof s), r.err);
-    return r;
+    return gct_run_ok(gct_compile("rss_floor_maps", maps_src, 0, "-rdynamic"), env);
 }
 
 Test(rss_floor, no_unwinder_unless_stacks_are_on, .timeout = 120) {
