@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,11 +64,15 @@ void gcm_gc_process_init(void) {
 }
 
 /* The main thread registers itself before main() (and before any thread
- * could be started). Start-up happens here at the latest, so that the stack
- * unwinder, which dlopen must load, is there before main (gc/stacks.h). */
+ * could be started). When stacks may be wanted, start-up happens here at the
+ * latest, so that the unwinder, which dlopen must load outside any
+ * allocation, is there before main (gc/stacks.h). Only then: a program whose
+ * first allocation comes later starts the heap later (under TSan, where the
+ * tests call gcmalloc by other names, a fork before it takes no heap locks). */
 __attribute__((constructor)) static void register_main_thread(void) {
     gcm_stw_init_main();
-    if (gcm_thread_cache()) gcm_stacks_load_unwinder();
+    if (getenv("GCMALLOC_LEAKCHECK_STACKS")) gcm_thread_cache();
+    gcm_stacks_load_unwinder(); /* nothing unless start-up turned stacks on */
 }
 
 /* ---- the public API ---- */
