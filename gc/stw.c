@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define STOP_TIMEOUT_MS 1000
+#define STOP_LEAVE_YIELDS 1000 /* gcm_stw_stop waits this long for a restarted thread to run */
 
 GCM_TLS gthread *gcm_tls_gthread;
 int gcm_stw_signal;
@@ -312,6 +313,7 @@ static void stop_handler(int sig, siginfo_t *si, void *uc) {
         __atomic_add_fetch(&stw_acks, 1, __ATOMIC_RELEASE);
         futex_wake(&stw_acks, 1);
         while (__atomic_load_n(&stw_epoch, __ATOMIC_ACQUIRE) == e) futex_wait(&stw_epoch, e, 0);
+        __atomic_store_n(&t->stopped, 0, __ATOMIC_RELEASE); /* left: see gcm_stw_stop */
     }
     errno = saved;
 }
@@ -437,6 +439,12 @@ bool gcm_stw_stop(void) {
     pid_t pid = getpid();
     for (gthread *t = reg_head; t; t = t->next) {
         if (t == me || t->state != GT_RUNNING) continue;
+        /* Restarted by the last stop but still in its handler: let it leave
+         * first. A thread collecting back to back would otherwise stop it
+         * again before it ran one instruction of its own (it would return
+         * from the handler into the next), for as long as the collections
+         * go on. Bounded, for a thread the kernel does not run. */
+        for (int i = 0; i < STOP_LEAVE_YIELDS && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE); i++) sched_yield();
         __atomic_store_n(&t->stop_req, e, __ATOMIC_RELEASE);
         if (syscall(SYS_tgkill, pid, t->tid, gcm_stw_signal) == 0) sent++;
         else __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);
