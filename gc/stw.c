@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #define STOP_TIMEOUT_MS 1000
-#define STOP_LEAVE_US 50000 /* gcm_stw_stop waits at most this long for restarted threads to run */
 
 GCM_TLS gthread *gcm_tls_gthread;
 int gcm_stw_signal;
@@ -316,7 +315,6 @@ static void stop_handler(int sig, siginfo_t *si, void *uc) {
          * epoch of a stop long over (its wake lost); it looks again every
          * 10 ms rather than sleep until the next restart that reaches it. */
         while (__atomic_load_n(&stw_epoch, __ATOMIC_ACQUIRE) == e) futex_wait(&stw_epoch, e, 10000000L);
-        __atomic_store_n(&t->stopped, 0, __ATOMIC_RELEASE); /* left: see gcm_stw_stop */
     }
     errno = saved;
 }
@@ -440,15 +438,8 @@ bool gcm_stw_stop(void) {
     __atomic_store_n(&stw_epoch, e, __ATOMIC_RELEASE);
     uint32_t sent = 0;
     pid_t pid = getpid();
-    uint64_t leave_by = now_ns() + (uint64_t)STOP_LEAVE_US * 1000u;
     for (gthread *t = reg_head; t; t = t->next) {
         if (t == me || t->state != GT_RUNNING) continue;
-        /* Restarted by the last stop but still in its handler: let it leave
-         * first. A thread collecting back to back would otherwise stop it
-         * again before it ran one instruction of its own (it would return
-         * from the handler into the next), for as long as the collections
-         * go on. Bounded, for a thread the kernel does not run. */
-        while (__atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) && now_ns() < leave_by) sched_yield();
         __atomic_store_n(&t->stop_req, e, __ATOMIC_RELEASE);
         if (syscall(SYS_tgkill, pid, t->tid, gcm_stw_signal) == 0) sent++;
         else __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);

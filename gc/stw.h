@@ -51,7 +51,7 @@ typedef struct gthread {
     uintptr_t alt_lo, alt_hi;    /* the signal stack it was on when stopped, if any */
     uintptr_t sp;                /* written by the stop handler */
     uint32_t stop_req;           /* atomic: the stop epoch asked of this thread, 0 none */
-    uint32_t stopped;            /* atomic: the epoch it is stopped for; 0 once it left the handler */
+    uint32_t stopped;            /* atomic: the last epoch it stopped for */
     void *(*start_fn)(void *);   /* GT_STARTING: what the new thread will run */
     void *start_arg;             /* GT_STARTING: its argument, a root until then */
     /* Scopes (gc/scope.c): owner thread only; the collector reads them while
