@@ -311,10 +311,7 @@ static void stop_handler(int sig, siginfo_t *si, void *uc) {
         __atomic_store_n(&t->stopped, e, __ATOMIC_RELEASE);
         __atomic_add_fetch(&stw_acks, 1, __ATOMIC_RELEASE);
         futex_wake(&stw_acks, 1);
-        /* Timed: on this kernel a stopped thread was seen asleep on the
-         * epoch of a stop long over (its wake lost); it looks again every
-         * 10 ms rather than sleep until the next restart that reaches it. */
-        while (__atomic_load_n(&stw_epoch, __ATOMIC_ACQUIRE) == e) futex_wait(&stw_epoch, e, 10000000L);
+        while (__atomic_load_n(&stw_epoch, __ATOMIC_ACQUIRE) == e) futex_wait(&stw_epoch, e, 0);
     }
     errno = saved;
 }
