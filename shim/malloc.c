@@ -103,7 +103,6 @@ GCM_INLINE void *do_malloc(size_t n) {
     return malloc_slow(n, false);
 }
 
-
 GCM_STACK_SKIP static GCM_NOINLINE void *calloc_slow(size_t n, size_t size) {
     mcache *c;
     if (!cache_for_call(&c)) return NULL;
@@ -132,7 +131,6 @@ GCM_STACK_SKIP static void *do_realloc(void *p, size_t n, const char *fn) {
     }
     return gcm_shim_recorded(gcm_realloc_obj(gcm_thread_cache(), p, n, fn), n);
 }
-
 
 /* align: a power of two. A small request takes malloc's fast path in the
  * smallest class whose objects are all aligned. */
