@@ -59,7 +59,9 @@ static void set_trigger(size_t live) {
 static bool cycle(cycle_kind kind) {
     if (!__atomic_load_n(&gcm_heap.ready, __ATOMIC_ACQUIRE)) return false;
     if (gcm_vg_on) return false; /* the collector stays off under valgrind (alloc/vg.h) */
-    if (!gcm_stw_install() || !gcm_stw_births_hold()) return false;
+    if (!gcm_stw_install()) return false;
+    gcm_stw_settle();
+    if (!gcm_stw_births_hold()) return false;
     if (!gcm_stw_can_stop() || !gcm_roots_prepare()) {
         gcm_stw_births_release();
         return false;

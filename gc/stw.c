@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define STOP_TIMEOUT_MS 1000
+#define SETTLE_TIMEOUT_MS 200
 
 GCM_TLS gthread *gcm_tls_gthread;
 int gcm_stw_signal;
@@ -44,7 +45,10 @@ static uint32_t birth_gate;     /* atomic: 1 while a collection waits for births
 static GCM_TLS bool in_birth;   /* this thread is inside pthread_create */
 
 static uint32_t stw_epoch;  /* odd while a stop is under way */
-static uint32_t stw_acks;   /* threads that stopped for the current epoch */
+static uint32_t stw_acks;   /* threads that stopped for the current epoch (a wake-up hint) */
+static uint32_t stw_last;   /* the epoch of the last stop; registry lock */
+static uint32_t stw_leaves; /* atomic: bumped as each thread leaves its handler */
+static uint32_t settling;   /* atomic: a collector waits on stw_leaves */
 static bool installed;      /* our handler is on gcm_stw_signal */
 static struct sigaction prog_act; /* the program's own handler for it, if any */
 struct sigaction *gcm_stw_program_action;
@@ -274,6 +278,7 @@ void gcm_stw_after_fork_child(void) {
     }
     if (me) me->tid = gettid_raw();
     __atomic_store_n(&stw_epoch, 0, __ATOMIC_RELAXED);
+    stw_last = 0;
     __atomic_store_n(&births, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&birth_gate, 0, __ATOMIC_RELAXED);
 }
@@ -312,6 +317,9 @@ static void stop_handler(int sig, siginfo_t *si, void *uc) {
         __atomic_add_fetch(&stw_acks, 1, __ATOMIC_RELEASE);
         futex_wake(&stw_acks, 1);
         while (__atomic_load_n(&stw_epoch, __ATOMIC_ACQUIRE) == e) futex_wait(&stw_epoch, e, 0);
+        __atomic_store_n(&t->left, e, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&stw_leaves, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&settling, __ATOMIC_SEQ_CST)) futex_wake(&stw_leaves, 1);
     }
     errno = saved;
 }
@@ -422,6 +430,49 @@ bool gcm_stw_can_stop(void) {
     return false;
 }
 
+/* Fairness. A thread restarted by a stop leaves its handler only once the
+ * kernel runs it, and on a busy machine that can take longer than the
+ * collector needs to start the next collection. The next stop's signal is
+ * then already pending when the thread leaves, so it returns from one handler
+ * straight into the next without running an instruction of its own, for as
+ * long as another thread collects back to back (a test's collector loop
+ * starved the main thread for a minute). So a collection first waits for the
+ * threads the last stop restarted to leave their handlers; what the collector
+ * does after that (the root list, the heap locks) is their time to run. The
+ * wait is bounded: a thread the kernel does not run for that long is stopped
+ * again where it is. No heap lock is held here: a thread that leaves may go
+ * straight into malloc. */
+void gcm_stw_settle(void) {
+    uint64_t deadline = now_ns() + (uint64_t)SETTLE_TIMEOUT_MS * 1000000u;
+    __atomic_store_n(&settling, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        uint32_t v = __atomic_load_n(&stw_leaves, __ATOMIC_SEQ_CST);
+        bool waiting = false;
+        gcm_lock_acquire(&reg_lock);
+        uint32_t e = stw_last;
+        for (gthread *t = reg_head; t && e; t = t->next)
+            if (t->state == GT_RUNNING && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) == e &&
+                __atomic_load_n(&t->left, __ATOMIC_ACQUIRE) != e) {
+                waiting = true;
+                break;
+            }
+        gcm_lock_release(&reg_lock);
+        if (!waiting || now_ns() >= deadline) break;
+        futex_wait(&stw_leaves, v, 1000000);
+    }
+    __atomic_store_n(&settling, 0, __ATOMIC_RELAXED);
+}
+
+/* Every thread signalled for stop e has stopped for it. stw_acks only says
+ * when to look: an ack can be late, from a thread that took the signal of an
+ * abandoned stop and counts for the wrong one. Registry lock held. */
+static bool all_stopped(uint32_t e) {
+    gthread *me = gcm_tls_gthread;
+    for (gthread *t = reg_head; t; t = t->next)
+        if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) return false;
+    return true;
+}
+
 static void restart(uint32_t e) {
     __atomic_store_n(&stw_epoch, e + 1, __ATOMIC_RELEASE);
     futex_wake(&stw_epoch, INT_MAX);
@@ -433,27 +484,32 @@ bool gcm_stw_stop(void) {
     uint32_t e = __atomic_load_n(&stw_epoch, __ATOMIC_RELAXED) + 1; /* odd */
     __atomic_store_n(&stw_acks, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&stw_epoch, e, __ATOMIC_RELEASE);
+    stw_last = e;
     uint32_t sent = 0;
     pid_t pid = getpid();
     for (gthread *t = reg_head; t; t = t->next) {
         if (t == me || t->state != GT_RUNNING) continue;
         __atomic_store_n(&t->stop_req, e, __ATOMIC_RELEASE);
-        if (syscall(SYS_tgkill, pid, t->tid, gcm_stw_signal) == 0) sent++;
-        else __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);
+        if (syscall(SYS_tgkill, pid, t->tid, gcm_stw_signal) == 0) {
+            t->asked = e;
+            sent++;
+        } else {
+            __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);
+        }
     }
     uint64_t deadline = now_ns() + (uint64_t)STOP_TIMEOUT_MS * 1000000u;
     for (;;) {
         uint32_t got = __atomic_load_n(&stw_acks, __ATOMIC_ACQUIRE);
-        if (got >= sent) return true;
+        if (got >= sent && all_stopped(e)) return true;
         uint64_t now = now_ns();
         if (now >= deadline) break;
         uint64_t left = deadline - now;
-        futex_wait(&stw_acks, got, (long)(left < 10000000u ? left : 10000000u));
+        futex_wait(&stw_acks, got, (long)(left < 1000000u ? left : 1000000u));
     }
     /* Give up: name one thread that did not stop, restart the others. */
     pid_t late = 0;
     for (gthread *t = reg_head; t; t = t->next)
-        if (t != me && t->state == GT_RUNNING && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) late = t->tid;
+        if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) late = t->tid;
     restart(e);
     gcm_lock_release(&reg_lock);
     char buf[256];

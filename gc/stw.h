@@ -52,6 +52,8 @@ typedef struct gthread {
     uintptr_t sp;                /* written by the stop handler */
     uint32_t stop_req;           /* atomic: the stop epoch asked of this thread, 0 none */
     uint32_t stopped;            /* atomic: the last epoch it stopped for */
+    uint32_t left;               /* atomic: the last epoch it left its handler after */
+    uint32_t asked;              /* the epoch the collector last signalled it for; registry lock */
     void *(*start_fn)(void *);   /* GT_STARTING: what the new thread will run */
     void *start_arg;             /* GT_STARTING: its argument, a root until then */
     /* Scopes (gc/scope.c): owner thread only; the collector reads them while
@@ -97,6 +99,9 @@ bool gcm_stw_installed(void);
  * (with one warning, the first time) when a thread exists that was not
  * started through pthread_create - gcmalloc was loaded late, for one. */
 bool gcm_stw_can_stop(void);
+/* Before the heap locks: wait (bounded) until every thread the last stop
+ * restarted has left its handler. See "Fairness" in stw.c. */
+void gcm_stw_settle(void);
 /* Stop every other registered thread. Takes the registry lock; false (lock
  * released, world running) when a thread did not stop within a second. */
 bool gcm_stw_stop(void);
