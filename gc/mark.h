@@ -18,12 +18,12 @@
  * Every step of that lookup is a cache miss on a heap larger than the
  * caches, and so is the object itself. Two things shorten it:
  *  - a page descriptor per heap page, rebuilt when a pass begins (the world
- *    is stopped, so no span changes meanwhile): the small span's bitmaps and
- *    class, found from the address alone, so that a word costs the
- *    descriptor and the bitmap line instead of spans[], the mspan's lines
- *    and the bitmap line. Objects reserved in an owner's cache start the
- *    pass marked, which is how the marker leaves them alone without reading
- *    the owner's cache;
+ *    is stopped, so no span changes meanwhile): the small span's mark bits,
+ *    base and class, found from the address alone, so that a word costs
+ *    the descriptor and the bitmap line instead of spans[], the mspan's
+ *    lines and the bitmap line. Objects reserved in an owner's cache and
+ *    free slots start the pass marked, which is how the marker leaves them
+ *    alone without reading the owner's cache or allocBits;
  *  - a word that passes the cheap filter (inside the heap's address range,
  *    in an arena) is not resolved at once: its descriptor and the object's
  *    first line are prefetched, and it waits in a FIFO of candidates while
@@ -31,6 +31,12 @@
  *    prefetch-on-discovery). When the FIFO is full, the oldest candidate is
  *    resolved, by which time its lines are in cache. The FIFO is empty when
  *    gcm_mark_drain returns; only then are the marks final.
+ * When nothing else is waiting - a list, which the FIFO cannot overlap - the
+ * cost is the chain from one object to the next, and it is kept short: the
+ * newest candidate stays in a register, the object it marks is scanned at
+ * once instead of going through the mark stack, and a word that points at
+ * an object's first byte is scanned from without waiting for the multiply
+ * that finds the object's base.
  *
  * Marking runs with the world stopped, by one thread, with the heap locks
  * held; nothing here takes a lock or allocates from the heap.

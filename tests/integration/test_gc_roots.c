@@ -21,7 +21,9 @@
  * overwritten, or gcm_usable_size aborts on it). And the negative ones:
  * pointers inside a gcm_malloc_noscan object keep nothing alive; a pointer
  * one past the end of an object does not keep it alive; a pointer to a slot
- * reserved in its owner's cache does not make the slot's contents a root.
+ * reserved in its owner's cache, or to a free slot, does not make the slot's
+ * contents a root. And an object known by an interior pointer is scanned
+ * whole.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -599,6 +601,90 @@ static void reserved_slot_child(void *arg) {
 
 Test(gc_roots, reserved_slot_keeps_nothing_alive, .timeout = 60) {
     gct_run_child(reserved_slot_child, NULL, 50);
+}
+
+/* ------------------------------------------------------------------ a free slot */
+
+/* A word pointing at a free slot (freed, its allocBits bit clear: the
+ * marker starts it marked) marks nothing, so the slot's stale contents are
+ * not scanned: a large object that only a pointer left in the freed slot
+ * refers to is reclaimed, though a global points at the slot. The slot is
+ * the first of a span that FSPAN objects allocated in a row filled from its
+ * start to its end: its cache moved on to its last word before the free,
+ * which therefore clears the slot's bit instead of returning the slot to
+ * the owner's cache. */
+#define FSIZE 48  /* FSPAN objects in a span of one page */
+#define FSPAN 170
+#define FCOUNT 2048
+static char *g_fobjs[FCOUNT], *volatile g_free_slot; /* volatile: stored, never read */
+
+GCT_NOINLINE static void free_slot_setup(void) {
+    for (int i = 0; i < FCOUNT; i++)
+        if (!(g_fobjs[i] = malloc(FSIZE)))
+            CHILD_FAIL(91, "malloc");
+    int k = 0;
+    while (k < FCOUNT - FSPAN &&
+           (((uintptr_t)g_fobjs[k] & 8191) || g_fobjs[k + FSPAN - 1] != g_fobjs[k] + (FSPAN - 1) * FSIZE))
+        k++;
+    CHILD_CHECK(k < FCOUNT - FSPAN, 66, "no span was filled by %d %d-byte objects in a row", FSPAN, FSIZE);
+    char *w = malloc(RWITNESS);
+    if (!w)
+        CHILD_FAIL(91, "malloc");
+    memset(w, 0x45, RWITNESS);
+    char *slot = g_fobjs[k];
+    *(char **)slot = w;
+    free(slot);
+    g_free_slot = slot;
+    g_fobjs[k] = NULL;
+}
+
+static void free_slot_child(void *arg) {
+    gct_collect_mode(-1);
+    size_t a = gct_allocated_after_collect();
+    free_slot_setup();
+    size_t b = gct_allocated_after_collect();
+    CHILD_CHECK(b < a + RWITNESS, 67,
+                "a %zu-byte object referred to only from a freed slot stayed allocated: %zu bytes before, %zu after",
+                RWITNESS, a, b);
+    CHILD_CHECK(b >= a + (FCOUNT - 1) * FSIZE, 68, "the %d live %d-byte objects were not all kept: %zu bytes before, %zu after",
+                FCOUNT - 1, FSIZE, a, b);
+}
+
+Test(gc_roots, free_slot_keeps_nothing_alive, .timeout = 60) {
+    gct_run_child(free_slot_child, NULL, 50);
+}
+
+/* ------------------------------------------------------------------ an interior pointer's object, scanned */
+
+/* An object known only by a pointer to its last word is scanned from its
+ * start, not from the pointer: the large object its first word points to
+ * stays allocated. */
+#define HSIZE 48
+static char *volatile g_holder_last_word; /* volatile: stored, never read */
+
+GCT_NOINLINE static void interior_holder_setup(void) {
+    char **h = malloc(HSIZE), *w = malloc(RWITNESS);
+    if (!h || !w)
+        CHILD_FAIL(91, "malloc");
+    memset(w, 0x46, RWITNESS);
+    memset(h, 0, HSIZE);
+    h[0] = w;
+    g_holder_last_word = (char *)h + HSIZE - sizeof(char *);
+}
+
+static void interior_holder_child(void *arg) {
+    gct_collect_mode(-1);
+    size_t a = gct_allocated_after_collect();
+    interior_holder_setup();
+    size_t b = gct_allocated_after_collect();
+    CHILD_CHECK(b >= a + RWITNESS, 67,
+                "a %zu-byte object referred to only from the first word of an object known by a pointer to its "
+                "last word was reclaimed: %zu bytes before, %zu after",
+                RWITNESS, a, b);
+}
+
+Test(gc_roots, interior_pointer_object_scanned_whole, .timeout = 60) {
+    gct_run_child(interior_holder_child, NULL, 50);
 }
 
 /* ------------------------------------------------------------------ a joined thread's DTV */
