@@ -16,14 +16,17 @@ void gcm_fixalloc_init(fixalloc *f, size_t size) {
      * thread on every malloc and free, and neighbours belong to other
      * threads (false sharing made two threads 8x slower than one). */
     f->size = gcm_align_up(size, 64);
+    f->dirty = f->size;
 }
+
+void gcm_fixalloc_set_dirty(fixalloc *f, size_t dirty) { f->dirty = dirty < f->size ? dirty : f->size; }
 
 void *gcm_fixalloc_alloc(fixalloc *f) {
     void *p;
     if (f->free_list) {
         p = f->free_list;
         f->free_list = *(void **)p;
-        memset(p, 0, f->size);
+        memset(p, 0, f->dirty);
     } else {
         if (f->chunk_left < f->size) {
             size_t len = f->size > FIXALLOC_CHUNK ? gcm_align_up(f->size, GCM_PAGE_SIZE) : FIXALLOC_CHUNK;

@@ -16,6 +16,7 @@
 
 typedef struct fixalloc {
     size_t size;       /* object size, a multiple of 16 */
+    size_t dirty;      /* bytes zeroed when an object is reused: the rest comes back zero */
     void *free_list;   /* freed objects, linked through their first word */
     char *chunk;       /* bump region */
     size_t chunk_left;
@@ -24,6 +25,10 @@ typedef struct fixalloc {
 } fixalloc;
 
 void gcm_fixalloc_init(fixalloc *f, size_t size);
+/* Objects of f are freed with everything past their first `dirty` bytes
+ * zero, so reuse zeroes only those: a large object's untouched pages stay
+ * untouched (an mcache's retired slots; gcm_mcache_destroy empties them). */
+void gcm_fixalloc_set_dirty(fixalloc *f, size_t dirty);
 /* A zeroed object, or NULL when the OS has no memory. */
 void *gcm_fixalloc_alloc(fixalloc *f);
 void gcm_fixalloc_free(fixalloc *f, void *p);

@@ -48,7 +48,9 @@ typedef struct mcache {
     /* Owned, used up; NULL = free slot. The slots live outside the struct
      * (after it, for mcaches from mheap.cachealloc): gcm_empty_mcache needs
      * a static initializer and so sits in .data, where 35 KB of empty slots
-     * it never uses would be paged in at start-up (NULL here). */
+     * it never uses would be paged in at start-up (NULL here). Row i is
+     * all NULL while alloc[i] is gcm_empty_span: walks skip such rows
+     * without reading them (a read faults a page in too). */
     mspan *(*retired)[MCACHE_RETIRED];
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
     /* Owner thread only: spans of large objects (up to LCACHE_MAX_PAGES)

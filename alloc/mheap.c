@@ -92,6 +92,7 @@ bool gcm_mheap_init(void) {
     h->pages.release = gcm_os_release;
     gcm_fixalloc_init(&h->spanalloc, sizeof(mspan));
     gcm_fixalloc_init(&h->cachealloc, GCM_MCACHE_ALLOC_SIZE);
+    gcm_fixalloc_set_dirty(&h->cachealloc, sizeof(mcache)); /* its retired slots come back NULL */
     for (int i = 0; i < GCM_BITS_POOLS; i++)
         gcm_fixalloc_init(&h->bitsalloc[i], 3 * sizeof(uint64_t) << i);
     for (int i = 0; i < GCM_REQSIZE_POOLS; i++) gcm_fixalloc_init(&h->reqalloc[i], (size_t)64 << i);

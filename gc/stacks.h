@@ -3,15 +3,17 @@
  * (GCMALLOC_GC=leakcheck with GCMALLOC_LEAKCHECK_STACKS=1).
  *
  * Every recorded allocation captures the program's call stack with the DWARF
- * unwinder (_Unwind_Backtrace, linked from libgcc_s: Debian's programs have
- * no frame pointers) and interns it in one table: equal stacks get the same
- * id, stored per object next to its requested size (mspan.stackids, or
- * mspan.stackid for a large span). The leak report groups leaks by id and
+ * unwinder (_Unwind_Backtrace from libgcc_s, dlopen'ed when capture is turned
+ * on: Debian's programs have no frame pointers) and interns it in one table:
+ * equal stacks get the same id, stored per object next to its requested size
+ * (mspan.stackids, or mspan.stackid for a large span). The leak report groups leaks by id and
  * prints each group's frames (leak.c).
  *
  * Id 0 means "no stack": the allocation came before start-up had read the
- * options, from inside a capture (the unwinder's own first-use allocations,
- * or a signal handler that interrupted one), or the table was full.
+ * options or before the unwinder was loaded (the constructor that loads it
+ * runs before main), from inside a capture (the unwinder's own first-use
+ * allocations, or a signal handler that interrupted one), or the table was
+ * full.
  *
  * Frames of gcmalloc itself are left out: every function between a program's
  * allocation call and the capture is placed in the section GCM_STACK_SKIP
@@ -37,6 +39,11 @@ extern bool gcm_stacks_on;
 /* Map the table and turn capture on (start-up, or gcm_set_gc_mode; never
  * from an allocation). False when the OS has no memory for it. */
 bool gcm_stacks_enable(void);
+
+/* dlopen the unwinder when capture is on and it is not loaded yet (once; a
+ * failure is reported on stderr and leaves every stack unrecorded). It
+ * allocates: call it outside any allocation, after gcm_stacks_enable. */
+void gcm_stacks_load_unwinder(void);
 
 /* The calling program's stack, interned: its id, or 0. Lock-free and
  * allocation-free: safe in signal handlers, in forked children, and when a

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,8 +64,16 @@ void gcm_gc_process_init(void) {
 }
 
 /* The main thread registers itself before main() (and before any thread
- * could be started). */
-__attribute__((constructor)) static void register_main_thread(void) { gcm_stw_init_main(); }
+ * could be started). When stacks may be wanted, start-up happens here at the
+ * latest, so that the unwinder, which dlopen must load outside any
+ * allocation, is there before main (gc/stacks.h). Only then: a program whose
+ * first allocation comes later starts the heap later (under TSan, where the
+ * tests call gcmalloc by other names, a fork before it takes no heap locks). */
+__attribute__((constructor)) static void register_main_thread(void) {
+    gcm_stw_init_main();
+    if (getenv("GCMALLOC_LEAKCHECK_STACKS")) gcm_thread_cache();
+    gcm_stacks_load_unwinder(); /* nothing unless start-up turned stacks on */
+}
 
 /* ---- the public API ---- */
 
@@ -76,6 +85,7 @@ GCM_EXPORT int gcm_set_gc_mode(int mode) {
     }
     int old = gcm_gc_set_mode(mode);
     if (old >= 0) gcm_shim_set_detour(mode == GCM_GC_LEAKCHECK || gcm_check_on);
+    gcm_stacks_load_unwinder();
     return old;
 }
 GCM_EXPORT int gcm_get_gc_mode(void) { return gcm_gc_mode; }

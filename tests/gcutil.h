@@ -326,6 +326,18 @@ GCT_FN const char *gct_compile(const char *name, const char *src, int shared, co
     return path;
 }
 
+/* Run prog with gcmalloc preloaded and extra_env; it must exit with 0.
+ * Returns its output (run_result_free it). */
+GCT_FN struct run_result gct_run_ok(const char *prog, const char *const *extra_env) {
+    const char *argv[] = {prog, NULL};
+    struct run_result r;
+    cr_assert_eq(run_cmd(argv, GCM_LIB, extra_env, NULL, 60, &r), 0, "%s timed out", prog);
+    char s[64];
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s ended with %s: %s", prog,
+              status_str(r.status, s, sizeof s), r.err);
+    return r;
+}
+
 #endif /* CRITERION_H_ */
 
 #endif

@@ -369,14 +369,8 @@ static void expect_group(const char *report, const char *fn, int frame, const ch
 }
 
 static struct run_result run_stacks(const char *prog, const char *stacks) {
-    const char *argv[] = {prog, NULL};
     const char *env[] = {"GCMALLOC_GC=leakcheck", stacks, NULL};
-    struct run_result r;
-    cr_assert_eq(run_cmd(argv, GCM_LIB, env, NULL, 60, &r), 0, "%s timed out", prog);
-    char s[64];
-    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s ended with %s: %s", prog,
-              status_str(r.status, s, sizeof s), r.err);
-    return r;
+    return gct_run_ok(prog, env);
 }
 
 Test(gc_leakcheck, stacks_name_the_leaking_functions, .timeout = 120) {
