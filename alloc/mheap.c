@@ -472,6 +472,19 @@ void *gcm_mheap_stash_take(mcache *c, size_t size, bool noscan) {
     return NULL;
 }
 
+/* Hand stash slot k's span to the mheap. The slot is emptied first: a fork
+ * that catches this thread anywhere in between (waiting for mheap.lock, or
+ * past it) must not find the span both in the slot and in the mheap, since
+ * the child gives every stash of a vanished thread back (a span freed twice
+ * corrupted the large-span cache: 1 forked child in ~500 crashed in
+ * lcache_flush). A fork before the mheap has it leaks the span in the child. */
+static void stash_release(mcache *c, unsigned k) {
+    mspan *s = c->lstash[k];
+    GCM_STORE(&c->lstash[k], NULL);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the store stays before the call */
+    gcm_mheap_free_large(s);
+}
+
 bool gcm_mheap_stash_put(mcache *c, mspan *s) {
     if (s->npages > LCACHE_MAX_PAGES || c == &gcm_empty_mcache) return false;
     GCM_STORE(&s->allocCount, 0);
@@ -480,17 +493,15 @@ bool gcm_mheap_stash_put(mcache *c, mspan *s) {
     if (k == MCACHE_LSTASH) {
         k = c->lstash_evict;
         c->lstash_evict = (uint8_t)((k + 1) % MCACHE_LSTASH);
-        gcm_mheap_free_large(c->lstash[k]);
+        stash_release(c, k);
     }
     c->lstash[k] = s;
     return true;
 }
 
 void gcm_mheap_stash_flush(mcache *c) {
-    for (unsigned k = 0; k < MCACHE_LSTASH; k++) {
-        if (c->lstash[k]) gcm_mheap_free_large(c->lstash[k]);
-        c->lstash[k] = NULL;
-    }
+    for (unsigned k = 0; k < MCACHE_LSTASH; k++)
+        if (c->lstash[k]) stash_release(c, k);
 }
 
 void gcm_mheap_free_large(mspan *s) {
