@@ -69,9 +69,7 @@ static bool cycle(cycle_kind kind) {
     uint64_t t0 = now_ns();
     gcm_mcache_orphan_lock();
     gcm_mheap_lock_all();
-    gcm_os_regions_lock();
     if (!gcm_stw_stop()) {
-        gcm_os_regions_unlock();
         gcm_mheap_unlock_all();
         gcm_mcache_orphan_unlock();
         gcm_stw_births_release();
@@ -89,7 +87,6 @@ static bool cycle(cycle_kind kind) {
     if (ok && kind == CYCLE_LEAKS) gcm_leak_scan();
     if (held) gcm_sweep_unhold();
     gcm_stw_start();
-    gcm_os_regions_unlock();
     gcm_mheap_unlock_all();
     gcm_mcache_orphan_unlock();
     gcm_stw_births_release();

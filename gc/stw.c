@@ -481,6 +481,10 @@ static void restart(uint32_t e) {
 bool gcm_stw_stop(void) {
     gthread *me = gcm_tls_gthread;
     gcm_lock_acquire(&reg_lock);
+    /* After the registry lock (see the lock order in stw.h): a thread being
+     * registered maps memory, which takes the regions lock, with the
+     * registry lock held. Before any thread stops, so that none holds it. */
+    gcm_os_regions_lock();
     uint32_t e = __atomic_load_n(&stw_epoch, __ATOMIC_RELAXED) + 1; /* odd */
     __atomic_store_n(&stw_acks, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&stw_epoch, e, __ATOMIC_RELEASE);
@@ -511,6 +515,7 @@ bool gcm_stw_stop(void) {
     for (gthread *t = reg_head; t; t = t->next)
         if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) late = t->tid;
     restart(e);
+    gcm_os_regions_unlock();
     gcm_lock_release(&reg_lock);
     char buf[256];
     size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: gc: thread ");
@@ -524,6 +529,7 @@ bool gcm_stw_stop(void) {
 
 void gcm_stw_start(void) {
     restart(__atomic_load_n(&stw_epoch, __ATOMIC_RELAXED));
+    gcm_os_regions_unlock();
     gcm_lock_release(&reg_lock);
 }
 

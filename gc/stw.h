@@ -29,7 +29,9 @@
  *    thread starts or leaves the registry while the world is stopped;
  *  - no collection stops the world while a pthread_create is between
  *    gcm_stw_prepare and gcm_stw_born (see "Births" in stw.c);
- *  - lock order: gc lock, heap locks, registry lock.
+ *  - lock order: gc lock, heap locks, registry lock, then alloc/os.c's regions
+ *    lock, a leaf (a thread being registered maps memory with the registry
+ *    lock held; the other order deadlocked a fork against a pthread_create).
  */
 #ifndef GCM_STW_H
 #define GCM_STW_H
@@ -102,10 +104,11 @@ bool gcm_stw_can_stop(void);
 /* Before the heap locks: wait (bounded) until every thread the last stop
  * restarted has left its handler. See "Fairness" in stw.c. */
 void gcm_stw_settle(void);
-/* Stop every other registered thread. Takes the registry lock; false (lock
- * released, world running) when a thread did not stop within a second. */
+/* Stop every other registered thread. Takes the registry lock and the
+ * regions lock; false (locks released, world running) when a thread did not
+ * stop within a second. */
 bool gcm_stw_stop(void);
-/* Restart them and release the registry lock. */
+/* Restart them and release the two locks. */
 void gcm_stw_start(void);
 /* With the world stopped: call fn for every thread whose stack must be
  * scanned (stopped ones, and the caller, whose sp the collector set where it

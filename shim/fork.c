@@ -44,14 +44,14 @@ static void fork_prepare(void) {
     gcm_gc_fork_prepare();
     gcm_mcache_orphan_lock();
     gcm_mheap_lock_all();
+    gcm_stw_lock(); /* before the regions lock: the order of gc/stw.h */
     gcm_os_regions_lock();
-    gcm_stw_lock();
 }
 
 static void fork_parent(void) {
     if (!fork_locked) return;
-    gcm_stw_unlock();
     gcm_os_regions_unlock();
+    gcm_stw_unlock();
     gcm_mheap_unlock_all();
     gcm_mcache_orphan_unlock();
     gcm_gc_fork_parent();
