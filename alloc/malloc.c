@@ -128,7 +128,9 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         *s->hasfree |= s->slotbit;
         return;
     }
-    if (mspan_free_remote(s, p, fn)) mcentral_notify(&gcm_heap.central[s->spanclass], s);
+    int pushed = mspan_free_remote(s, p, fn);
+    if (pushed == XPUSH_ANNOUNCE) mcentral_notify(&gcm_heap.central[s->spanclass], s);
+    else if (pushed == XPUSH_FIRST) mcache_note_remote(s);
 }
 
 void gcm_report_bad(const char *fn, const void *p) {

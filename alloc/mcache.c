@@ -39,9 +39,14 @@ mcache *gcm_mcache_create(void) {
     return c;
 }
 
-static void give_back(unsigned spc, mspan *s) {
+/* s leaves the mcache's slots: frees into it tell no slot from now on. */
+static void detach(mspan *s) {
     s->slotbit = 0;
     s->hasfree = &gcm_hasfree_sink;
+}
+
+static void give_back(unsigned spc, mspan *s) {
+    detach(s);
     mcentral_uncache_span(&gcm_heap.central[spc], s);
 }
 
@@ -92,18 +97,8 @@ void gcm_mcache_destroy(mcache *c) {
     gcm_lock_release(&h->lock);
 }
 
-/* Retire the current span s into a free slot, giving back the oldest
- * retired span when every slot is taken. */
-static void retire(mcache *c, unsigned spc, mspan *s) {
-    uint32_t occ = c->occupied[spc];
-    unsigned k;
-    if (occ != ~(uint32_t)0) {
-        k = (unsigned)__builtin_ctz(~occ);
-    } else {
-        k = c->evict[spc];
-        c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
-        give_back(spc, c->retired[spc][k]);
-    }
+/* Put s in retired slot k; its hasfree bit says whether it has free objects. */
+static void retire(mcache *c, unsigned spc, unsigned k, mspan *s) {
     mcache_make_retired(c, spc, k, s);
     if (mcache_has_frees(s)) c->hasfree[spc] |= 1u << k;
     else c->hasfree[spc] &= ~(1u << k);
@@ -167,15 +162,23 @@ void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
         }
         if (n == 0) c->hasfree[spc] &= ~(1u << k);
     }
-    for (uint32_t r = rest; r; r &= r - 1) {
-        unsigned k = (unsigned)__builtin_ctz(r);
-        mspan *t = c->retired[spc][k];
-        if (!mspan_has_remote(t)) continue;
-        unsigned n = settle(t);
-        if (n > 0) c->hasfree[spc] |= 1u << k;
-        if (n >= least) {
-            s = mcache_swap_in(c, spc, k);
-            goto refill;
+    /* Spans with remote frees: only when a remote free has said so since
+     * the last look (mcache.xhint). The fence orders the exchange before the
+     * scan's loads of xfree; a scan that stops early leaves the hint set for
+     * the spans it did not look at. */
+    if (GCM_LOAD(&c->xhint[spc]) && __atomic_exchange_n(&c->xhint[spc], 0, __ATOMIC_SEQ_CST)) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        for (uint32_t r = rest; r; r &= r - 1) {
+            unsigned k = (unsigned)__builtin_ctz(r);
+            mspan *t = c->retired[spc][k];
+            if (!mspan_has_remote(t)) continue;
+            unsigned n = settle(t);
+            if (n > 0) c->hasfree[spc] |= 1u << k;
+            if (n >= least) {
+                if (r & (r - 1)) GCM_STORE(&c->xhint[spc], 1);
+                s = mcache_swap_in(c, spc, k);
+                goto refill;
+            }
         }
     }
     goto central;
@@ -183,12 +186,35 @@ refill:
     if (!mspan_refill_cache(s)) gcm_fatal("mcache: a span counted free objects and has none");
     return take_loaded(c, s);
 central:;
-    mspan *t = mcentral_cache_span(&gcm_heap.central[spc], c);
+    /* The current span retires into a free slot. With every slot taken, the
+     * oldest one's span goes back to make room, in the same trip to the
+     * mcentral's lock that takes the next span (a class of two objects per
+     * span, 4 KiB, used as a queue needs that trip for every second malloc).
+     * It stays in its slot until the current span replaces it: a fork child
+     * that finds it there still owned gives it back (gcm_mcache_abandon),
+     * and skips it once the mcentral has it. */
+    uint32_t occ = c->occupied[spc];
+    unsigned k = occ != ~(uint32_t)0 ? (unsigned)__builtin_ctz(~occ) : c->evict[spc];
+    mspan *give = NULL;
+    if (s != &gcm_empty_span && occ == ~(uint32_t)0) {
+        c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
+        give = c->retired[spc][k];
+        detach(give);
+    }
+    mspan *t = mcentral_exchange(&gcm_heap.central[spc], c, give);
+    if (!t) t = gcm_mheap_alloc_small(spc);
     if (!t) {
+        if (give) { /* given back: the slot is free now */
+            c->retired[spc][k] = NULL;
+            c->occupied[spc] &= ~(1u << k);
+            c->hasfree[spc] &= ~(1u << k);
+        }
         errno = ENOMEM;
         return NULL;
     }
-    if (s != &gcm_empty_span) retire(c, spc, s);
+    GCM_STORE(&t->owner, c);
+    if (!mspan_refill_cache(t)) gcm_fatal("mcentral: a partial span has no free object");
+    if (s != &gcm_empty_span) retire(c, spc, k, s);
     mcache_make_current(c, spc, t);
     return take_loaded(c, t);
 }

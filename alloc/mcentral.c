@@ -92,35 +92,34 @@ static mspan *take_from(mcentral *c, spanList *l, mcache *owner) {
     return NULL;
 }
 
-mspan *mcentral_cache_span(mcentral *c, mcache *owner) {
-    gcm_lock_acquire(&c->lock);
-    drain_pending(c);
-    /* Partial spans first: the heap stays compact, and the empty ones can
-     * still go back. */
-    mspan *s = take_from(c, &c->partial, owner);
-    if (!s) s = take_from(c, &c->empty, owner);
-    gcm_lock_release(&c->lock);
-    if (!s) {
-        s = gcm_mheap_alloc_small(c->spanclass);
-        if (!s) return NULL;
-        GCM_STORE(&s->owner, owner);
-    }
-    if (!mspan_refill_cache(s)) gcm_fatal("mcentral: a partial span has no free object");
-    return s;
-}
-
-void mcentral_uncache_span(mcentral *c, mspan *s) {
-    mspan_release_cache(s);
-    gcm_lock_acquire(&c->lock);
-    /* Take the remote frees and switch to NOTIFY in one step: from here on a
-     * remote free announces the span, and the drain (which needs this lock)
-     * finds it filed. */
+/* s, given back by its owner (cache already released): unowned from here on.
+ * Take the remote frees and switch to NOTIFY in one step: from here on a
+ * remote free announces the span, and the drain (which needs this lock)
+ * finds it filed. Lock held. */
+static void file_returned(mcentral *c, mspan *s) {
     uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQ_REL);
     GCM_STORE(&s->owner, NULL);
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
     file_span(c, s);
-    gcm_lock_release(&c->lock);
 }
+
+mspan *mcentral_exchange(mcentral *c, mcache *owner, mspan *give) {
+    if (give) mspan_release_cache(give);
+    gcm_lock_acquire(&c->lock);
+    if (give) file_returned(c, give);
+    mspan *s = NULL;
+    if (owner) {
+        drain_pending(c);
+        /* Partial spans first: the heap stays compact, and the empty ones
+         * can still go back. */
+        s = take_from(c, &c->partial, owner);
+        if (!s) s = take_from(c, &c->empty, owner);
+    }
+    gcm_lock_release(&c->lock);
+    return s;
+}
+
+void mcentral_uncache_span(mcentral *c, mspan *s) { mcentral_exchange(c, NULL, s); }
 
 void mcentral_flush_pending(mcentral *c) {
     if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED)) return;

@@ -63,9 +63,12 @@ typedef struct mcentral {
 } __attribute__((aligned(64))) mcentral;
 
 void mcentral_init(mcentral *c, unsigned spanclass);
-/* A span with free objects, now owned by `owner`, with a loaded allocCache;
- * NULL when the heap cannot grow. */
-mspan *mcentral_cache_span(mcentral *c, struct mcache *owner);
+/* One trip to the lock for an mcache's central refill: `give` (unless NULL)
+ * comes back from its owner, then a span with free objects (a partial one
+ * first, then an empty one) goes to `owner`, no cache loaded; NULL when there
+ * is none (or owner is NULL): the caller then needs a new span from the
+ * mheap. */
+mspan *mcentral_exchange(mcentral *c, struct mcache *owner, mspan *give);
 /* The owner gives s back. */
 void mcentral_uncache_span(mcentral *c, mspan *s);
 /* Push s (just announced by mspan_free_remote) on the pending stack. */

@@ -77,7 +77,7 @@ void mspan_repair_orphaned(mspan *s) {
     s->allocCount = (uint16_t)n;
 }
 
-bool mspan_free_remote(mspan *s, void *p, const char *fn) {
+int mspan_free_remote(mspan *s, void *p, const char *fn) {
     size_t idx = mspan_obj_index(s, (uintptr_t)p);
     if (GCM_UNLIKELY(!mspan_is_allocated(s, idx, false))) gcm_fatal_ptr(fn, "double free", p, "");
     uintptr_t old = __atomic_load_n(&s->xfree, __ATOMIC_RELAXED), nw;
@@ -86,13 +86,15 @@ bool mspan_free_remote(mspan *s, void *p, const char *fn) {
         *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;
         uintptr_t st = old & XFREE_STATE;
         nw = (uintptr_t)p | (st == XFREE_NOTIFY ? XFREE_NOTIFIED : st);
-    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
     gcm_vg_quiet(false);
-    /* Acquire-release: the push that announces the span writes its
+    /* Sequentially consistent for mcache_note_remote; acquire-release for
+     * this: the push that announces the span writes its
      * pending_next link (mcentral_notify), which the previous announcer wrote
      * before a drain reset the state; the drain's exchange and this CAS order
      * the two writes. */
-    return (old & XFREE_STATE) == XFREE_NOTIFY;
+    if ((old & XFREE_STATE) == XFREE_NOTIFY) return XPUSH_ANNOUNCE;
+    return old == XFREE_OWNED ? XPUSH_FIRST : 0; /* OWNED with an empty list */
 }
 
 void mspan_merge_remote(mspan *s, uintptr_t list) {

@@ -272,10 +272,15 @@ void mspan_init_small(mspan *s, unsigned spanclass);
 /* Set up a large span: one object. */
 void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize);
 
-/* Push object p (already validated) on s's remote-free list. Returns true
- * when this push announced the span (XFREE_NOTIFY -> NOTIFIED): the caller
- * must then hand s to its mcentral's pending stack. */
-bool mspan_free_remote(mspan *s, void *p, const char *fn);
+/* Push object p (already validated) on s's remote-free list. Returns
+ * XPUSH_ANNOUNCE when this push announced the span (XFREE_NOTIFY ->
+ * NOTIFIED): the caller must then hand s to its mcentral's pending stack;
+ * XPUSH_FIRST when p is the first object on the list of a span an mcache
+ * holds: the caller must tell the holder (mcache_note_remote; the pushes
+ * after it find the list non-empty, and whoever pushed first has told, or
+ * is about to); else 0. */
+enum { XPUSH_ANNOUNCE = 1, XPUSH_FIRST = 2 };
+int mspan_free_remote(mspan *s, void *p, const char *fn);
 
 /* Merge a remote-free list (already detached from xfree) into allocBits.
  * Same ownership rule as mspan_free_local. */

@@ -310,3 +310,31 @@ Test(mcache, refill_takes_few_frees_when_every_slot_is_taken) {
     cr_assert_eq(c->alloc[spc], a, "with no slot free, the span with one free object was not swapped in");
     cr_assert_eq(p[n - 1], p[0]);
 }
+
+/* The refill looks for remote frees in the retired spans only when a remote
+ * free has told the mcache (mcache.xhint): the first push onto the list of a
+ * span an mcache holds sets the hint for its class, and the refill that
+ * finds it set takes that span. 24 000 bytes: one object to a span, a class
+ * nothing else here uses. */
+Test(mcache, a_remote_free_into_a_retired_span_tells_the_refill) {
+    enum { SIZE = 24000 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    void *first = malloc(SIZE), *second = malloc(SIZE);
+    mcache *c = gcm_tls_mcache;
+    mspan *a = gcm_span_of((uintptr_t)first);
+    cr_assert_eq(a->nelems, 1);
+    cr_assert_eq(c->alloc[spc], gcm_span_of((uintptr_t)second));
+    cr_assert(c->occupied[spc] != 0 && a->owner == c, "the first span was not retired");
+    cr_assert_eq(c->xhint[spc], 0);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, first);
+    pthread_join(t, NULL);
+    cr_assert(mspan_has_remote(a));
+    cr_assert_eq(c->xhint[spc], 1, "the remote free did not tell the mcache");
+    void *q = malloc(SIZE);
+    cr_assert_eq(q, first, "the refill did not take the retired span with the remote free");
+    cr_assert_eq(c->alloc[spc], a);
+    cr_assert_eq(c->xhint[spc], 0);
+    free(q);
+    free(second);
+}

@@ -97,13 +97,14 @@ Test(mspan, remote_frees_announce_once_and_merge, .init = setup) {
     mspan *s = gcm_mheap_alloc_small(gcm_span_class(c, false));
     void *objs[64];
     cr_assert_eq(drain(s, objs), 64);
-    /* Owned: pushes never announce. */
-    cr_assert_not(mspan_free_remote(s, objs[1], "test"));
-    cr_assert_not(mspan_free_remote(s, objs[2], "test"));
+    /* Owned: pushes never announce; the first onto an empty list says so
+     * (the holder's mcache is told). */
+    cr_assert_eq(mspan_free_remote(s, objs[1], "test"), XPUSH_FIRST);
+    cr_assert_eq(mspan_free_remote(s, objs[2], "test"), 0);
     /* Unowned and waiting for news: only the first push announces. */
     uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQUIRE);
-    cr_assert(mspan_free_remote(s, objs[5], "test"));
-    cr_assert_not(mspan_free_remote(s, objs[6], "test"));
+    cr_assert_eq(mspan_free_remote(s, objs[5], "test"), XPUSH_ANNOUNCE);
+    cr_assert_eq(mspan_free_remote(s, objs[6], "test"), 0);
     cr_assert_eq(s->xfree & XFREE_STATE, XFREE_NOTIFIED);
     cr_assert_eq(s->allocCount, 64, "remote frees wait to be merged");
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
