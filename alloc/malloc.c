@@ -128,9 +128,13 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         *s->hasfree |= s->slotbit;
         return;
     }
+    /* Read before the push: once p is on the list, s may be emptied and
+     * freed (an announced span may not: it waits for the drain). */
+    mcache *holder = GCM_LOAD(&s->owner);
+    unsigned spc = s->spanclass;
     int pushed = mspan_free_remote(s, p, fn);
-    if (pushed == XPUSH_ANNOUNCE) mcentral_notify(&gcm_heap.central[s->spanclass], s);
-    else if (pushed == XPUSH_FIRST) mcache_note_remote(s);
+    if (pushed == XPUSH_ANNOUNCE) mcentral_notify(&gcm_heap.central[spc], s);
+    else if (pushed == XPUSH_FIRST) mcache_note_remote(holder, spc);
 }
 
 void gcm_report_bad(const char *fn, const void *p) {

@@ -16,6 +16,7 @@ GCM_TLS mcache *gcm_tls_own;
 static gcm_lock orphan_lock = GCM_LOCK_INIT;
 static mcache orphan;
 static mspan *orphan_retired[GCM_NUM_SPAN_CLASSES][MCACHE_RETIRED];
+static uint8_t orphan_xhint[GCM_NUM_SPAN_CLASSES];
 
 static void register_cache(mcache *c) {
     mheap *h = &gcm_heap;
@@ -32,6 +33,8 @@ mcache *gcm_mcache_create(void) {
     if (c) {
         for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) c->alloc[i] = &gcm_empty_span;
         c->retired = (void *)(c + 1);
+        c->xhint = (uint8_t *)(c->retired + GCM_NUM_SPAN_CLASSES);
+        for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) __atomic_store_n(&c->xhint[i], 0, __ATOMIC_RELAXED);
         c->sweep_seen = GCM_LOAD(&h->gc_sweep_epoch);
         register_cache(c);
     }
@@ -102,6 +105,7 @@ static void retire(mcache *c, unsigned spc, unsigned k, mspan *s) {
     mcache_make_retired(c, spc, k, s);
     if (mcache_has_frees(s)) c->hasfree[spc] |= 1u << k;
     else c->hasfree[spc] &= ~(1u << k);
+    mcache_retired_hint(c, spc, s);
 }
 
 void gcm_mcache_sweep(mcache *c) {
@@ -223,6 +227,7 @@ void *gcm_mcache_orphan_alloc(unsigned spc) {
     gcm_lock_acquire(&orphan_lock);
     if (GCM_UNLIKELY(!orphan.retired)) {
         for (unsigned i = 0; i < GCM_NUM_SPAN_CLASSES; i++) orphan.alloc[i] = &gcm_empty_span;
+        orphan.xhint = orphan_xhint;
         orphan.retired = orphan_retired;
     }
     void *p = mspan_alloc_fast(orphan.alloc[spc]);

@@ -60,18 +60,25 @@ typedef struct mcache {
      * lstash_evict: the slot to hand to the mheap when all are taken. */
     mspan *lstash[MCACHE_LSTASH];
     uint8_t lstash_evict;
-    /* Written by other threads: xhint[spc] != 0 when a remote free may have
-     * gone into a retired span of class spc since the refill last looked
-     * (mcache_note_remote). The refill scans the retired spans for remote
-     * frees only then: a thread that is the only one to free its objects
-     * (a queue of 4 KiB blocks, two to a span, refills every second malloc)
-     * paid ~230 instructions per refill loading 32 spans' xfree words for
-     * nothing. Own cache lines, away from what the fast path reads. */
-    uint8_t xhint[GCM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
+    /* Written by other threads, atomically: xhint[spc] != 0 when a remote
+     * free may have gone into a retired span of class spc since the refill
+     * last looked (mcache_note_remote; the owner sets it too, when it
+     * retires a span with remote frees). The refill scans the retired spans
+     * for remote frees only then: a thread that is the only one to free its
+     * objects (a queue of 4 KiB blocks, two to a span, refills every second
+     * malloc) paid ~230 instructions per refill loading 32 spans' xfree
+     * words for nothing. The bytes live after the retired slots, away from
+     * what the fast path reads and outside what mheap.cachealloc clears with
+     * plain stores when it hands the memory out again: a free that read its
+     * span's holder just before that holder's thread exited may still write
+     * here (a stray hint costs one needless scan). */
+    uint8_t *xhint;
 } mcache;
 
-/* An mcache with its retired slots, as mheap.cachealloc hands them out. */
-#define GCM_MCACHE_ALLOC_SIZE (sizeof(mcache) + GCM_NUM_SPAN_CLASSES * sizeof(mspan *[MCACHE_RETIRED]))
+/* An mcache with its retired slots and hint bytes, as mheap.cachealloc
+ * hands them out. */
+#define GCM_MCACHE_ALLOC_SIZE \
+    (sizeof(mcache) + GCM_NUM_SPAN_CLASSES * sizeof(mspan *[MCACHE_RETIRED]) + GCM_NUM_SPAN_CLASSES)
 
 enum { GCM_THREAD_NEW = 0, GCM_THREAD_ATTACHED = 1, GCM_THREAD_EXITED = 2 };
 
@@ -98,16 +105,23 @@ void gcm_mcache_abandon(mcache *c);
 /* Owner: free the garbage the last collection found in c's spans. */
 void gcm_mcache_sweep(mcache *c);
 
-/* After a remote free pushed the first object onto the list of s, held by
- * an mcache (or until just now): tell the holder's refill. Sequentially
- * consistent with the push's CAS and the refill's exchange of the hint, so
- * that a hint found already set (no store here) is cleared only by an
- * exchange whose scan sees the push. A stale owner gets a hint it does not
- * need: harmless (mcaches are never unmapped). */
-GCM_INLINE void mcache_note_remote(const mspan *s) {
-    mcache *o = GCM_LOAD(&s->owner);
-    if (o && !__atomic_load_n(&o->xhint[s->spanclass], __ATOMIC_SEQ_CST))
-        __atomic_store_n(&o->xhint[s->spanclass], 1, __ATOMIC_SEQ_CST);
+/* After a remote free pushed the first object onto the list of a span of
+ * class spc that `holder` held (read before the push: once the object is on
+ * the list, the span may be emptied and freed): tell the holder's refill.
+ * Sequentially consistent with the push's CAS and the refill's exchange of
+ * the hint, so that a hint found already set (no store here) is cleared only
+ * by an exchange whose scan sees the push. A holder that gave the span away
+ * meanwhile gets a hint it does not need; the new holder learns of the push
+ * when it retires the span (mcache_retired_hint). */
+GCM_INLINE void mcache_note_remote(mcache *holder, unsigned spc) {
+    if (holder && !__atomic_load_n(&holder->xhint[spc], __ATOMIC_SEQ_CST))
+        __atomic_store_n(&holder->xhint[spc], 1, __ATOMIC_SEQ_CST);
+}
+
+/* The owner retires s (class spc): remote frees already on its list are the
+ * retired spans' to look at, whoever pushed them. */
+GCM_INLINE void mcache_retired_hint(mcache *c, unsigned spc, const mspan *s) {
+    if (mspan_has_remote(s)) __atomic_store_n(&c->xhint[spc], 1, __ATOMIC_SEQ_CST);
 }
 
 /* Slow path of a small allocation from c (gcm_mcache_refill). */
@@ -148,6 +162,7 @@ GCM_INLINE mspan *mcache_swap_in(mcache *c, unsigned spc, unsigned k) {
     if (s != &gcm_empty_span) {
         mcache_make_retired(c, spc, k, s);
         if (!mcache_has_frees(s)) c->hasfree[spc] &= ~bit;
+        mcache_retired_hint(c, spc, s);
     } else {
         c->retired[spc][k] = NULL;
         c->occupied[spc] &= ~bit;
