@@ -241,7 +241,8 @@ GCM_INLINE void mspan_free_owned(mspan *s, size_t idx, const char *fn) {
         return;
     }
     GCM_STORE(&s->freedCache, f | bit);
-    if (GCM_UNLIKELY(s->scoped)) mspan_unscope(s, idx >> 6, bit);
+    /* The cached word is freeindex's: idx need not stay live past here. */
+    if (GCM_UNLIKELY(s->scoped)) mspan_unscope(s, s->freeindex >> 6, bit);
 }
 
 /* Is object idx allocated? `owner`: the caller is the span's owner thread
