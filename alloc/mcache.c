@@ -105,7 +105,6 @@ static void retire(mcache *c, unsigned spc, unsigned k, mspan *s) {
     mcache_make_retired(c, spc, k, s);
     if (mcache_has_frees(s)) c->hasfree[spc] |= 1u << k;
     else c->hasfree[spc] &= ~(1u << k);
-    mcache_retired_hint(c, spc, s);
 }
 
 void gcm_mcache_sweep(mcache *c) {
@@ -206,7 +205,7 @@ central:;
         detach(give);
     }
     mspan *t = mcentral_exchange(&gcm_heap.central[spc], c, give);
-    if (!t) t = gcm_mheap_alloc_small(spc);
+    if (!t && (t = gcm_mheap_alloc_small(spc)) != NULL) GCM_STORE(&t->owner, c); /* the mcentral's come owned */
     if (!t) {
         if (give) { /* given back: the slot is free now */
             c->retired[spc][k] = NULL;
@@ -216,7 +215,6 @@ central:;
         errno = ENOMEM;
         return NULL;
     }
-    GCM_STORE(&t->owner, c);
     if (!mspan_refill_cache(t)) gcm_fatal("mcentral: a partial span has no free object");
     if (s != &gcm_empty_span) retire(c, spc, k, s);
     mcache_make_current(c, spc, t);

@@ -112,16 +112,10 @@ void gcm_mcache_sweep(mcache *c);
  * the hint, so that a hint found already set (no store here) is cleared only
  * by an exchange whose scan sees the push. A holder that gave the span away
  * meanwhile gets a hint it does not need; the new holder learns of the push
- * when it retires the span (mcache_retired_hint). */
+ * when it retires the span (mcache_make_retired). */
 GCM_INLINE void mcache_note_remote(mcache *holder, unsigned spc) {
     if (holder && !__atomic_load_n(&holder->xhint[spc], __ATOMIC_SEQ_CST))
         __atomic_store_n(&holder->xhint[spc], 1, __ATOMIC_SEQ_CST);
-}
-
-/* The owner retires s (class spc): remote frees already on its list are the
- * retired spans' to look at, whoever pushed them. */
-GCM_INLINE void mcache_retired_hint(mcache *c, unsigned spc, const mspan *s) {
-    if (mspan_has_remote(s)) __atomic_store_n(&c->xhint[spc], 1, __ATOMIC_SEQ_CST);
 }
 
 /* Slow path of a small allocation from c (gcm_mcache_refill). */
@@ -135,11 +129,15 @@ GCM_INLINE void mcache_make_current(mcache *c, unsigned spc, mspan *s) {
     c->alloc[spc] = s;
 }
 
+/* s retires into slot k. Remote frees already on its list are the retired
+ * spans' to look at, whoever pushed them: a pusher that read an older holder
+ * told that one (mcache_note_remote), so the hint is set here. */
 GCM_INLINE void mcache_make_retired(mcache *c, unsigned spc, unsigned k, mspan *s) {
     c->retired[spc][k] = s;
     c->occupied[spc] |= 1u << k;
     s->slotbit = (1u << k);
     s->hasfree = &c->hasfree[spc];
+    if (mspan_has_remote(s)) __atomic_store_n(&c->xhint[spc], 1, __ATOMIC_SEQ_CST);
 }
 
 /* Free objects in s, whose cache ran dry: the refill may pass a few over
@@ -162,7 +160,6 @@ GCM_INLINE mspan *mcache_swap_in(mcache *c, unsigned spc, unsigned k) {
     if (s != &gcm_empty_span) {
         mcache_make_retired(c, spc, k, s);
         if (!mcache_has_frees(s)) c->hasfree[spc] &= ~bit;
-        mcache_retired_hint(c, spc, s);
     } else {
         c->retired[spc][k] = NULL;
         c->occupied[spc] &= ~bit;

@@ -463,14 +463,15 @@ void gcm_stw_settle(void) {
     __atomic_store_n(&settling, 0, __ATOMIC_RELAXED);
 }
 
-/* Every thread signalled for stop e has stopped for it. stw_acks only says
- * when to look: an ack can be late, from a thread that took the signal of an
- * abandoned stop and counts for the wrong one. Registry lock held. */
-static bool all_stopped(uint32_t e) {
+/* A thread signalled for stop e that has not stopped for it, or NULL when
+ * all have. stw_acks only says when to look: an ack can be late, from a
+ * thread that took the signal of an abandoned stop and counts for the wrong
+ * one. Registry lock held. */
+static gthread *not_stopped(uint32_t e) {
     gthread *me = gcm_tls_gthread;
     for (gthread *t = reg_head; t; t = t->next)
-        if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) return false;
-    return true;
+        if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) return t;
+    return NULL;
 }
 
 static void restart(uint32_t e) {
@@ -504,16 +505,15 @@ bool gcm_stw_stop(void) {
     uint64_t deadline = now_ns() + (uint64_t)STOP_TIMEOUT_MS * 1000000u;
     for (;;) {
         uint32_t got = __atomic_load_n(&stw_acks, __ATOMIC_ACQUIRE);
-        if (got >= sent && all_stopped(e)) return true;
+        if (got >= sent && !not_stopped(e)) return true;
         uint64_t now = now_ns();
         if (now >= deadline) break;
         uint64_t left = deadline - now;
         futex_wait(&stw_acks, got, (long)(left < 1000000u ? left : 1000000u));
     }
     /* Give up: name one thread that did not stop, restart the others. */
-    pid_t late = 0;
-    for (gthread *t = reg_head; t; t = t->next)
-        if (t != me && t->asked == e && __atomic_load_n(&t->stopped, __ATOMIC_ACQUIRE) != e) late = t->tid;
+    gthread *lt = not_stopped(e);
+    pid_t late = lt ? lt->tid : 0;
     restart(e);
     gcm_os_regions_unlock();
     gcm_lock_release(&reg_lock);
