@@ -104,7 +104,7 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
     return q;
 }
 
-void gcm_dealloc_slow(mspan *s, void *p, const char *fn) {
+void gcm_dealloc_slow(void *p, const char *fn, mspan *s) {
     gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
     if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
     else gcm_dealloc_release(s, p, fn);
@@ -146,7 +146,7 @@ void gcm_report_bad(const char *fn, const void *p) {
     gcm_fatal_ptr(fn, "invalid pointer", p, "(not allocated by gcmalloc)");
 }
 
-void gcm_report_free(const char *fn, const void *p, const mspan *s) {
+void gcm_report_free(const void *p, const char *fn, const mspan *s) {
     if (s) gcm_report_interior(fn, p, s);
     gcm_report_bad(fn, p);
 }

@@ -35,9 +35,12 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn);
 __attribute__((noreturn, cold)) void gcm_report_bad(const char *fn, const void *p);
 __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const void *p, const struct mspan *s);
 /* free's reports: gcm_report_interior when s, else gcm_report_bad. Declared
- * as returning, so that free leaves by a jump to it (see mspan_double_free). */
-__attribute__((cold, noinline)) void gcm_report_free(const char *fn, const void *p, const struct mspan *s);
-void gcm_dealloc_slow(mspan *s, void *p, const char *fn);
+ * as returning, so that free leaves by a jump to it; the span last, as in
+ * gcm_dealloc_slow (see mspan_double_free). */
+__attribute__((cold, noinline)) void gcm_report_free(const void *p, const char *fn, const struct mspan *s);
+/* free of p in span s, off the fast path: a span this thread does not hold,
+ * a large object, check mode's quarantine. */
+void gcm_dealloc_slow(void *p, const char *fn, mspan *s);
 /* The free itself, without check mode's quarantine (gcm_dealloc_slow's part
  * that returns the object to its span). */
 void gcm_dealloc_release(mspan *s, void *p, const char *fn);
@@ -75,13 +78,13 @@ GCM_INLINE mspan *gcm_lookup_strict(const void *p, size_t *idx, const char *fn) 
 GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
     mspan *s = gcm_span_of((uintptr_t)p);
     if (GCM_UNLIKELY(s == NULL)) {
-        if (p != NULL) gcm_report_free(fn, p, NULL);
+        if (p != NULL) gcm_report_free(p, fn, NULL);
         return;
     }
     bool exact;
     size_t idx = mspan_obj_index_exact(s, (uintptr_t)p, &exact);
     if (GCM_UNLIKELY(!exact)) {
-        gcm_report_free(fn, p, s);
+        gcm_report_free(p, fn, s);
         return;
     }
     mcache *c = gcm_tls_mcache;
@@ -92,7 +95,7 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
         mspan_free_owned(s, idx, fn);
         return;
     }
-    gcm_dealloc_slow(s, p, fn);
+    gcm_dealloc_slow(p, fn, s);
 }
 
 /* Usable size of live object p (its requested size under valgrind, vg.h). */

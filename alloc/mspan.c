@@ -123,7 +123,7 @@ void mspan_remote_bits(const mspan *s, uint64_t *bits) {
     }
 }
 
-void mspan_double_free(const mspan *s, size_t idx, const char *fn) {
+void mspan_double_free(size_t idx, const char *fn, const mspan *s) {
     gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
 }
 

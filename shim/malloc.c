@@ -58,6 +58,12 @@ GCM_STACK_SKIP static GCM_NOINLINE void *aligned_slow(size_t align, size_t n) {
 #define REQ_SIZE_MASK (((size_t)1 << REQ_ALIGN_SHIFT) - 1)
 #define REQ_ALIGN(n, align) ((n) | (size_t)(align) << REQ_ALIGN_SHIFT)
 
+/* The span class of a request from its REQ_ALIGN encoding. */
+static unsigned req_spanclass(size_t req) {
+    size_t n = req & REQ_SIZE_MASK, align = req >> REQ_ALIGN_SHIFT;
+    return align ? gcm_span_class(gcm_size_class_aligned(n, align), false) : gcm_size_spanclass(n);
+}
+
 /* A small request whose span cache is empty and cannot be refilled in the
  * quick way: start a collection if one is due, then refill (attaching the
  * thread's mcache on its first allocation, and taking the slow path for
@@ -65,19 +71,25 @@ GCM_STACK_SKIP static GCM_NOINLINE void *aligned_slow(size_t align, size_t n) {
 GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill_slow(mcache *c, unsigned spc, size_t req) {
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_due))) gcm_gc_collect_due();
     if (GCM_LIKELY(c != &gcm_empty_mcache)) {
-        if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill_slow(c, spc); /* the quick refill failed */
+        if (GCM_LIKELY(!gcm_shim_detour)) return gcm_mcache_refill_slow(c, spc ? spc : req_spanclass(req));
         gcm_tls_mcache = &gcm_empty_mcache; /* detoured from now on */
     }
     size_t n = req & REQ_SIZE_MASK, align = req >> REQ_ALIGN_SHIFT;
     return align ? aligned_slow(align, n) : malloc_slow(n, false);
 }
 
-/* A small request whose span cache is empty (req: REQ_ALIGN; spc serves
- * the alignment too). The quick refill needs no test for the empty mcache
- * (its spans have nothing freed) nor for a due collection (one is due only
- * while pacing, which the quick refill leaves to the slow one); it keeps
- * this function's frame empty. */
-GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, size_t req) {
+/* A small request whose span cache is empty: s = c's current span of the
+ * request's class, req = REQ_ALIGN (whose class serves the alignment too).
+ * The class comes from s, not from the fast path: keeping it live there cost
+ * malloc an instruction. gcm_empty_span, the current span of a class c has
+ * not used yet, reads as class 0, whose slots are always empty: the quick
+ * refill finds nothing there, and the slow one takes the class from req.
+ * The quick refill needs no test for the empty mcache (its spans have
+ * nothing freed) nor for a due collection (one is due only while pacing,
+ * which the quick refill leaves to the slow one); it keeps this function's
+ * frame empty. */
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, const mspan *s, size_t req) {
+    unsigned spc = s->spanclass;
     if (GCM_LIKELY(!gcm_shim_detour)) {
         void *p = gcm_mcache_refill_quick(c, spc);
         if (GCM_LIKELY(p != NULL)) return p;
@@ -86,19 +98,15 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, unsigned spc, 
 }
 
 /* The span class of a small request n, and this thread's span of it. */
-GCM_INLINE mspan *cache_span(mcache *c, size_t n, unsigned *spc) {
-    *spc = gcm_size_spanclass(n);
-    return c->alloc[*spc];
-}
+GCM_INLINE mspan *cache_span(mcache *c, size_t n) { return c->alloc[gcm_size_spanclass(n)]; }
 
 GCM_INLINE void *do_malloc(size_t n) {
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(n <= GCM_MAX_SMALL)) {
-        unsigned spc;
-        mspan *s = cache_span(c, n, &spc);
+        mspan *s = cache_span(c, n);
         uint64_t cache = s->allocCache;
         if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
-        return malloc_refill(c, spc, n);
+        return malloc_refill(c, s, n);
     }
     return malloc_slow(n, false);
 }
@@ -115,8 +123,7 @@ GCM_STACK_SKIP static GCM_NOINLINE void *calloc_slow(size_t n, size_t size) {
 GCM_STACK_SKIP GCM_INLINE void *do_calloc(size_t n, size_t size) {
     size_t total;
     if (GCM_LIKELY(!__builtin_mul_overflow(n, size, &total) && total <= GCM_MAX_SMALL)) {
-        unsigned spc;
-        mspan *s = cache_span(gcm_tls_mcache, total, &spc);
+        mspan *s = cache_span(gcm_tls_mcache, total);
         uint64_t cache = s->allocCache;
         if (GCM_LIKELY(cache != 0)) return memset(mspan_take(s, cache), 0, total);
     }
@@ -142,7 +149,7 @@ GCM_STACK_SKIP GCM_INLINE void *do_aligned(size_t align, size_t n) {
         mspan *s = c->alloc[spc];
         uint64_t cache = s->allocCache; /* class 0's span is the empty one: no cache */
         if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
-        if (spc) return malloc_refill(c, spc, REQ_ALIGN(n, align));
+        if (spc) return malloc_refill(c, s, REQ_ALIGN(n, align));
     }
     return aligned_slow(align, n);
 }
