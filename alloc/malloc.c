@@ -7,6 +7,7 @@
  */
 #include "malloc.h"
 #include "check.h"
+#include "lstash.h"
 #include "mheap.h"
 #include "os.h"
 #include "vg.h"
@@ -24,10 +25,10 @@ static void *alloc_small(mcache *c, unsigned spc) {
     return p ? p : gcm_mcache_refill(c, spc);
 }
 
-/* A large object: from the thread's stash (mheap.c) when it has a span of
+/* A large object: from the thread's stash (lstash.c) when it has a span of
  * that length, else from the mheap. */
 static void *alloc_large(mcache *c, size_t size, bool noscan) {
-    void *p = c && !gcm_check_on ? gcm_mheap_stash_take(c, size, noscan) : NULL;
+    void *p = c && !gcm_check_on ? gcm_lstash_take(c, size, noscan) : NULL;
     return p ? p : gcm_mheap_alloc_large(size, 0, noscan);
 }
 
@@ -80,7 +81,7 @@ void *gcm_alloc_zeroed(mcache *c, size_t n, size_t size) {
 static bool grow_large(mcache *c, mspan *s, size_t size) {
     if (gcm_mheap_resize_large(s, size)) return true;
     if (!c) return false;
-    gcm_mheap_stash_flush(c);
+    gcm_lstash_flush(c);
     return gcm_mheap_resize_large(s, size);
 }
 
@@ -119,7 +120,7 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_RELAXED))
             gcm_fatal_ptr(fn, "double free", p, "");
-        if (gcm_check_on || !gcm_mheap_stash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
+        if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
         return;
     }
     mcache *own = gcm_tls_own;

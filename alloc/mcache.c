@@ -2,6 +2,7 @@
  * mcache.c - creating, refilling and releasing per-thread caches.
  */
 #include "mcache.h"
+#include "lstash.h"
 #include "mheap.h"
 
 #include <errno.h>
@@ -79,7 +80,7 @@ static void give_back_all(mcache *c, bool repair) {
         c->occupied[i] = 0;
         c->evict[i] = 0;
     }
-    gcm_mheap_stash_flush(c);
+    gcm_lstash_flush(c);
 }
 
 void gcm_mcache_flush(mcache *c) { give_back_all(c, false); }

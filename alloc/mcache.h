@@ -34,7 +34,7 @@
 #include "mspan.h"
 
 #define MCACHE_RETIRED 32
-#define MCACHE_LSTASH 4 /* freed large spans a thread keeps (mheap.c, "the per-thread stash") */
+#define MCACHE_LSTASH 8 /* freed large spans a thread keeps (lstash.c) */
 
 typedef struct mcache {
     /* Owner thread only. */
@@ -54,12 +54,16 @@ typedef struct mcache {
      * without reading them (a read faults a page in too). */
     mspan *(*retired)[MCACHE_RETIRED];
     struct mcache *next, *prev; /* mheap.allcaches; mheap.lock */
-    /* Owner thread only: spans of large objects (up to LCACHE_MAX_PAGES)
-     * this thread freed, still published but free, for its next large
-     * malloc of the same length and span class; NULL = free slot.
-     * lstash_evict: the slot to hand to the mheap when all are taken. */
+    /* Owner thread only: the stash (lstash.c), spans of large objects (up
+     * to LCACHE_MAX_PAGES) this thread freed or took from the large-span
+     * cache, still published but free, for its next large mallocs of the
+     * same length and span class. lstash[0, lstash_n) oldest first;
+     * lstash_pages: their pages. A fork child reads lstash_n and the slots
+     * below it of a vanished thread's mcache (lstash.c says in which order
+     * they are written). */
     mspan *lstash[MCACHE_LSTASH];
-    uint8_t lstash_evict;
+    uint8_t lstash_n;
+    uint16_t lstash_pages;
     /* Written by other threads, atomically: xhint[spc] != 0 when a remote
      * free may have gone into a retired span of class spc since the refill
      * last looked (mcache_note_remote; the owner sets it too, when it

@@ -6,9 +6,9 @@
  * OS allows, so runs can cross them) and search again. A span records its
  * pages in heapArena.spans[] for every page it covers, so that any address
  * inside it, interior ones included, leads back to it. Freed large spans of
- * up to 128 KiB skip the page allocator: a per-thread stash and the
- * large-span cache keep them whole for the next object of their length
- * (both described below, at LCACHE_CAP_PAGES and gcm_mheap_stash_take).
+ * up to 128 KiB skip the page allocator: a per-thread stash (lstash.c) and
+ * the large-span cache (below, at LCACHE_CAP_PAGES) keep them whole for the
+ * next object of their length.
  *
  * Scavenging (returning memory). Free pages stay resident while the program
  * is likely to take them again, and go back to the OS (madvise DONTNEED,
@@ -65,18 +65,21 @@
  * (five levels each), a span and a bitmap from the fixallocs, the scavenger's
  * bookkeeping and a spans[] store per page: pairs/65536 spent 70% of its
  * ~200 ns in the page allocator. A freed large span of up to
- * LCACHE_MAX_PAGES pages is unpublished and kept whole instead, and the next
- * large malloc of the same length takes it back (exact length, LIFO: the
- * pages most recently touched), as tcmalloc keeps free spans in per-length
- * lists. Longer spans are not kept: for them the page work is small next to
+ * LCACHE_MAX_PAGES pages is kept whole instead, still published (a large
+ * span whose object is free, as in a thread's stash: no spans[] stores
+ * either way), and the next large malloc of the same length takes it back
+ * (exact length, LIFO: the pages most recently touched), as tcmalloc keeps
+ * free spans in per-length lists. Threads take and give them in batches
+ * (gcm_mheap_lcache_take/give), one trip to mheap.lock for several. Longer spans are not kept: for them the page work is small next to
  * touching the pages, and with lengths that rarely repeat exactly the cached
  * pages only take the place of free ones the scavenger would have kept for
  * any length (caching up to 1 MiB raised `large alloc 200`'s page faults
  * from 25 600 to 36 400). At most LCACHE_CAP_PAGES are cached. For the
  * scavenger the cached pages are free, not in use, and every release puts
- * them back into the page allocator first (lcache_flush), so they stay
- * resident no longer than free pages would; so does a search that found no
- * free run, before the heap grows, and an in-place growth they block. */
+ * them back into the page allocator first (lcache_flush, which unpublishes
+ * them), so they stay resident no longer than free pages would; so does a
+ * search that found no free run, before the heap grows, and an in-place
+ * growth they block. */
 #define LCACHE_CAP_PAGES ((size_t)(16u << 20) >> GCM_PAGE_SHIFT) /* 16 MiB */
 
 /* Zero-initialised (in .bss, not paged in at start-up as .data would be):
@@ -198,23 +201,34 @@ static void span_destroy(mspan *s) {
     gcm_fixalloc_free(&h->spanalloc, s);
 }
 
+/* Large span s, published, takes spanclass (0 or 1): page_noscan follows. */
+static void span_set_large_class(mspan *s, unsigned spanclass) {
+    if (s->spanclass == spanclass) return;
+    heapArena *a = gcm_arena_of(s->base);
+    size_t pg = (s->base - a->base) >> GCM_PAGE_SHIFT;
+    if (spanclass & 1) gcm_bitmap_set(a->page_noscan, pg);
+    else gcm_bitmap_clear(a->page_noscan, pg);
+    s->spanclass = (uint8_t)spanclass;
+}
+
 /* The large-span cache (see LCACHE_CAP_PAGES). mheap.lock held. */
 static mspan *lcache_take(size_t npages) {
     mheap *h = &gcm_heap;
     mspan *s = npages <= LCACHE_MAX_PAGES ? h->lcache[npages] : NULL;
     if (!s) return NULL;
-    h->lcache[npages] = s->next;
+    GCM_STORE(&h->lcache[npages], s->next); /* peeked at without the lock (lstash.c) */
     s->next = NULL;
     h->lcache_pages -= npages;
     return s;
 }
 
+/* s: a published large span whose object is free (alloc bit clear). */
 static bool lcache_put(mspan *s) {
     mheap *h = &gcm_heap;
     if (s->npages > LCACHE_MAX_PAGES || h->lcache_pages + s->npages > LCACHE_CAP_PAGES) return false;
-    span_unpublish(s);
+    GCM_STORE(&s->allocCount, 0);
     s->next = h->lcache[s->npages];
-    h->lcache[s->npages] = s;
+    GCM_STORE(&h->lcache[s->npages], s);
     h->lcache_pages += s->npages;
     return true;
 }
@@ -223,7 +237,10 @@ static bool lcache_put(mspan *s) {
 static void lcache_flush(void) {
     if (!gcm_heap.lcache_pages) return;
     for (size_t n = 1; n <= LCACHE_MAX_PAGES; n++)
-        for (mspan *s; (s = lcache_take(n)) != NULL;) span_destroy(s);
+        for (mspan *s; (s = lcache_take(n)) != NULL;) {
+            span_unpublish(s);
+            span_destroy(s);
+        }
 }
 
 uint32_t *gcm_mheap_per_object(mspan *s, uint32_t **field) {
@@ -410,7 +427,8 @@ void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     mspan *s = align_pages == 1 ? lcache_take(npages) : NULL;
     if (s) {
         s->needzero = 1;
-        span_publish(s, noscan ? 1 : 0, size);
+        span_set_large_class(s, noscan ? 1 : 0);
+        mspan_init_large(s, noscan ? 1 : 0, size);
         scavenge_maybe(true, false);
     } else {
         s = heap_alloc_locked(npages, align_pages, noscan ? 1 : 0, size);
@@ -433,86 +451,30 @@ void gcm_mheap_free_span(mspan *s) {
     gcm_lock_release(&gcm_heap.lock);
 }
 
-/*
- * The per-thread stash. Even from the large-span cache a large malloc+free
- * pair takes mheap.lock twice and runs the scavenger's bookkeeping twice
- * (its clock read included): ~90 ns for 64 KiB, where tcmalloc serves that
- * size from its thread cache in 5-14. So each mcache keeps up to
- * MCACHE_LSTASH spans of large objects its thread freed, of up to
- * LCACHE_MAX_PAGES pages, and its next large malloc of the same length and
- * span class takes one back with no lock. A stashed span stays published
- * (spans[] and page_in_use unchanged): it is simply a large span whose object
- * is free - alloc bit clear, allocCount 0 - which every reader already
- * treats as such (free() reports a second free as a double free, the
- * collector neither marks nor sweeps it, statistics count no object). Only
- * the owner thread reads or writes its slots. At most MCACHE_LSTASH x 128 KiB
- * per thread is kept this way, invisible to the scavenger; a thread's exit,
- * malloc_trim and the fork child hand the spans on (gcm_mcache_flush).
- * Check mode (its callers in malloc.c) and leakcheck's detour (the thread on
- * gcm_empty_mcache) do not use it: they track every large object's state
- * themselves.
- */
-void *gcm_mheap_stash_take(mcache *c, size_t size, bool noscan) {
-    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
-    unsigned spanclass = noscan ? 1 : 0;
-    for (unsigned k = 0; k < MCACHE_LSTASH; k++) {
-        mspan *s = c->lstash[k];
-        if (!s || s->npages != npages || s->spanclass != spanclass) continue;
-        c->lstash[k] = NULL;
-        /* The object's address is in a register before its alloc bit is set:
-         * a collection that stops the thread in between finds it there (as
-         * gcm_mheap_alloc_large). */
-        void *p = (void *)s->base;
-        __asm__ volatile("" : "+r"(p)::"memory");
-        s->needzero = 1;
-        mspan_init_large(s, spanclass, size);
-        if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
-        return p;
-    }
-    return NULL;
-}
-
-/* Hand stash slot k's span to the mheap. The slot is emptied first: a fork
- * that catches this thread anywhere in between (waiting for mheap.lock, or
- * past it) must not find the span both in the slot and in the mheap, since
- * the child gives every stash of a vanished thread back (a span freed twice
- * corrupted the large-span cache: 1 forked child in ~500 crashed in
- * lcache_flush). A fork before the mheap has it leaks the span in the child. */
-static void stash_release(mcache *c, unsigned k) {
-    mspan *s = c->lstash[k];
-    GCM_STORE(&c->lstash[k], NULL);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the store stays before the call */
-    gcm_mheap_free_large(s);
-}
-
-bool gcm_mheap_stash_put(mcache *c, mspan *s) {
-    if (s->npages > LCACHE_MAX_PAGES || c == &gcm_empty_mcache) return false;
-    GCM_STORE(&s->allocCount, 0);
-    unsigned k = 0;
-    while (k < MCACHE_LSTASH && c->lstash[k]) k++;
-    if (k == MCACHE_LSTASH) {
-        k = c->lstash_evict;
-        c->lstash_evict = (uint8_t)((k + 1) % MCACHE_LSTASH);
-        stash_release(c, k);
-    }
-    c->lstash[k] = s;
-    return true;
-}
-
-void gcm_mheap_stash_flush(mcache *c) {
-    for (unsigned k = 0; k < MCACHE_LSTASH; k++)
-        if (c->lstash[k]) stash_release(c, k);
-}
-
-void gcm_mheap_free_large(mspan *s) {
+size_t gcm_mheap_lcache_take(size_t npages, unsigned spanclass, mspan **out, size_t max) {
+    size_t n = 0;
     gcm_lock_acquire(&gcm_heap.lock);
-    if (!lcache_put(s)) {
-        span_unpublish(s);
-        span_destroy(s);
+    for (mspan *s; n < max && (s = lcache_take(npages)) != NULL; n++) {
+        span_set_large_class(s, spanclass);
+        out[n] = s;
+    }
+    if (n) scavenge_maybe(true, false);
+    gcm_lock_release(&gcm_heap.lock);
+    return n;
+}
+
+void gcm_mheap_lcache_give(mspan *const *spans, size_t n) {
+    gcm_lock_acquire(&gcm_heap.lock);
+    for (size_t i = 0; i < n; i++) {
+        if (lcache_put(spans[i])) continue;
+        span_unpublish(spans[i]);
+        span_destroy(spans[i]);
     }
     scavenge_maybe(false, false);
     gcm_lock_release(&gcm_heap.lock);
 }
+
+void gcm_mheap_free_large(mspan *s) { gcm_mheap_lcache_give(&s, 1); }
 
 bool gcm_mheap_resize_large(mspan *s, size_t size) {
     mheap *h = &gcm_heap;

@@ -38,9 +38,10 @@ typedef struct mheap {
      * cache"): lcache[n] is a stack of n-page spans linked through
      * mspan.next. Their pages stay allocated in the page allocator, but the
      * scavenger's policy counts them as free (lcache_pages), and they go
-     * back to it before any release. Cached spans are unpublished (spans[]
-     * NULL, page_in_use clear, SPAN_DEAD): to the rest of the allocator they
-     * are freed. */
+     * back to it before any release. Cached spans stay published, as large
+     * spans whose object is free (alloc bit clear, allocCount 0): a free()
+     * of one is a double free, the collector neither marks nor sweeps them;
+     * lcache_flush unpublishes them when their pages go back. */
     mspan *lcache[LCACHE_MAX_PAGES + 1];
     size_t lcache_pages;
     size_t peak_mapped;
@@ -96,18 +97,16 @@ mspan *gcm_mheap_alloc_small(unsigned spanclass);
 void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan);
 /* Return a span's pages to the heap. Takes mheap.lock. */
 void gcm_mheap_free_span(mspan *s);
-/* Free a large object's span: kept in the large-span cache when it fits,
- * else gcm_mheap_free_span. Takes mheap.lock. */
+/* Free a large object's span (its alloc bit cleared): kept in the
+ * large-span cache when it fits, else its pages go back. Takes mheap.lock. */
 void gcm_mheap_free_large(mspan *s);
-/* The per-thread stash in front of the large-span cache (mheap.c), used by
- * c's own thread only. Take: a large object of `size` bytes from a span c
- * stashed, or NULL. Put: keep the freed large span s (its alloc bit already
- * cleared) in c, handing an older one to gcm_mheap_free_large when all
- * slots are taken; false when s does not qualify. Flush: every stashed span
- * to gcm_mheap_free_large. */
-void *gcm_mheap_stash_take(struct mcache *c, size_t size, bool noscan);
-bool gcm_mheap_stash_put(struct mcache *c, mspan *s);
-void gcm_mheap_stash_flush(struct mcache *c);
+/* The large-span cache in batches, one trip to mheap.lock each (the
+ * per-thread stash's supply, lstash.c). Take: up to max spans of npages
+ * pages from the cache into out[], set to spanclass, published, their
+ * objects free (alloc bit clear, allocCount 0); returns how many. Give: n
+ * such spans back, as gcm_mheap_free_large. */
+size_t gcm_mheap_lcache_take(size_t npages, unsigned spanclass, mspan **out, size_t max);
+void gcm_mheap_lcache_give(mspan *const *spans, size_t n);
 /* Resize a large span in place to hold `size` bytes (shrinking frees the tail
  * pages; growing needs the following pages free). False if it cannot. */
 bool gcm_mheap_resize_large(mspan *s, size_t size);

@@ -225,21 +225,35 @@ Test(mheap, free_pages_up_to_the_heap_goal_are_kept_while_allocating, .init = se
     for (int i = N / 2; i < N; i++) free(p[i]);
 }
 
+/* Is s in the mheap's large-span cache? */
+static bool in_lcache(const mspan *s) {
+    for (const mspan *t = gcm_heap.lcache[s->npages]; t; t = t->next)
+        if (t == s) return true;
+    return false;
+}
+
 /* A large span of up to 128 KiB given back to the mheap is kept whole -
- * unpublished, its pages still taken in the page allocator - and the next
- * large span of its length is that one; malloc_trim gives the pages back. */
+ * still published, its object free, its pages still taken in the page
+ * allocator - and the next large span of its length is that one;
+ * malloc_trim gives the pages back. */
 Test(mheap, freed_large_spans_are_kept_for_their_length, .init = setup) {
     enum { SIZE = 64 << 10 };
     void *p = gcm_mheap_alloc_large(SIZE, 0, false);
     size_t free_pages = gcm_heap.pages.free_pages;
-    gcm_mheap_free_large(gcm_span_of((uintptr_t)p));
+    mspan *s = gcm_span_of((uintptr_t)p);
+    s->allocBits[0] = ~(uint64_t)1; /* free() clears the alloc bit first */
+    gcm_mheap_free_large(s);
     cr_assert_eq(gcm_heap.pages.free_pages, free_pages, "the freed span's pages went back to the page allocator");
-    cr_assert_null(gcm_span_of((uintptr_t)p), "a kept span still maps its pages");
+    cr_assert_eq(gcm_span_of((uintptr_t)p), s, "a kept span no longer maps its pages");
+    cr_assert(in_lcache(s), "the freed span is not in the large-span cache");
+    cr_assert_eq(s->allocCount, 0);
     void *q = gcm_mheap_alloc_large(SIZE, 0, false);
     cr_assert_eq(q, p, "the next span of the same length was not the kept one");
     cr_assert(gcm_span_of((uintptr_t)q)->needzero, "a kept span's pages hold old data");
-    gcm_mheap_free_large(gcm_span_of((uintptr_t)q));
+    s->allocBits[0] = ~(uint64_t)1;
+    gcm_mheap_free_large(s);
     malloc_trim(0);
+    cr_assert_null(gcm_span_of((uintptr_t)p), "malloc_trim left the span published");
     cr_assert_geq(gcm_heap.pages.free_pages, free_pages + SIZE / GCM_PAGE_SIZE, "malloc_trim left the span kept");
 }
 
@@ -267,7 +281,38 @@ Test(mheap, a_thread_keeps_its_freed_large_spans_until_it_exits, .init = setup) 
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, free_then_exit, &p), 0);
     pthread_join(t, NULL);
-    cr_assert_null(gcm_span_of((uintptr_t)p), "the exited thread's kept span is still published");
+    mspan *s = gcm_span_of((uintptr_t)p);
+    cr_assert(s && in_lcache(s), "the exited thread's kept span did not go to the large-span cache");
+}
+
+/* The stash holds at most 512 KiB; a free into a full stash gives its older
+ * half to the large-span cache in one trip, and a malloc the stash cannot
+ * serve takes a batch of spans of its length back. */
+Test(mheap, the_stash_trades_spans_with_the_cache_in_batches, .init = setup) {
+    enum { N = 20, SIZE = 64 << 10, PAGES = SIZE / GCM_PAGE_SIZE };
+    mcache *c = gcm_tls_mcache;
+    malloc_trim(0); /* empty stash, empty cache */
+    cr_assert_eq(c->lstash_n, 0);
+    cr_assert_eq(gcm_heap.lcache_pages, 0);
+    char *p[N];
+    for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
+    for (int i = 0; i < N; i++) free(p[i]);
+    /* 8 stashed (64 pages); frees 9, 13 and 17 each gave 4 to the cache. */
+    cr_assert_eq(c->lstash_n, 8);
+    cr_assert_eq(c->lstash_pages, 8 * PAGES);
+    cr_assert_eq(gcm_heap.lcache_pages, 12 * PAGES);
+    for (int i = N - 1; i >= N - 8; i--)
+        cr_assert_eq(malloc(SIZE), p[i], "the stash hands out its newest span first");
+    cr_assert_eq(gcm_heap.lcache_pages, 12 * PAGES, "the stash was not used up first");
+    char *q = malloc(SIZE);
+    cr_assert_eq(c->lstash_n, 7, "one batch: the block, and 7 more spans for the stash");
+    cr_assert_eq(gcm_heap.lcache_pages, 4 * PAGES);
+    bool ours = false;
+    for (int i = 0; i < N; i++) ours |= q == p[i];
+    cr_assert(ours, "the batch's block is not one the program freed");
+    cr_assert_eq(gcm_span_of((uintptr_t)q)->allocCount, 1);
+    for (unsigned k = 0; k < c->lstash_n; k++)
+        cr_assert_eq(c->lstash[k]->allocBits[0] & 1, 0, "a stashed span's object reads as allocated");
 }
 
 /* A kept span right after a large block does not stop the block from

@@ -1,0 +1,144 @@
+/*
+ * lstash.c - the per-thread stash of freed large spans.
+ *
+ * Even from the large-span cache (mheap.c) a large malloc+free pair takes
+ * mheap.lock twice and runs the scavenger's bookkeeping twice (its clock
+ * read included): ~90 ns for 64 KiB, where tcmalloc serves that size from
+ * its thread cache in 5-14. So each mcache keeps spans of large objects of
+ * up to LCACHE_MAX_PAGES pages that its thread freed, and its next large
+ * malloc of the same length and span class takes one back with no lock
+ * (newest first: the pages most recently touched).
+ *
+ * The stash and the large-span cache trade spans in batches, as tcmalloc's
+ * thread caches and central lists trade objects: a malloc the stash cannot
+ * serve takes up to LSTASH_BATCH spans of its length from the cache in one
+ * trip to mheap.lock, and a free into a full stash gives the older half
+ * back in one. A burst of frees and then of mallocs larger than the stash
+ * (lifo/65536: 100 blocks of 64 KiB) then enters the mheap once per 4-8
+ * blocks instead of once per block.
+ *
+ * A stashed span stays published (spans[] and page_in_use unchanged): it is
+ * a large span whose object is free - alloc bit clear, allocCount 0 - which
+ * every reader already treats as such (free() reports a second free as a
+ * double free, the collector neither marks nor sweeps it, statistics count
+ * no object); spans in the large-span cache are kept the same way. At most
+ * LSTASH_MAX_PAGES (512 KiB) per thread are stashed, in at most
+ * MCACHE_LSTASH spans, invisible to the scavenger; a thread's exit,
+ * malloc_trim and the fork child hand them on (gcm_mcache_flush). Check
+ * mode (its callers in malloc.c) and leakcheck's detour (the thread on
+ * gcm_empty_mcache) do not stash: they track every large object's state
+ * themselves.
+ *
+ * Fork: the child gives back the stash of every thread that does not exist
+ * in it, reading lstash_n and the slots below it. The owner orders its
+ * stores so that, whatever prefix of them the child sees, no span is both
+ * in a slot below lstash_n and handed out or given to the mheap (a span
+ * given twice corrupted the large-span cache: 1 forked child in ~500
+ * crashed in lcache_flush): lstash_n drops before a slot below it changes or
+ * its span leaves, and rises only after the slots under it are written. A
+ * span caught in between leaks in the child.
+ */
+#include "lstash.h"
+#include "mheap.h"
+
+#define LSTASH_MAX_PAGES (4 * LCACHE_MAX_PAGES) /* 512 KiB */
+#define LSTASH_BATCH 8
+
+/* lstash_n = n, with the stores around it kept on their side (x86 makes
+ * them visible in program order: see the file comment on fork). */
+static void set_count(mcache *c, unsigned n) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    GCM_STORE(&c->lstash_n, (uint8_t)n);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The object of free large span s, allocated. */
+static void *hand_out(mspan *s, unsigned spanclass, size_t size, size_t npages) {
+    /* The object's address is in a register before its alloc bit is set:
+     * a collection that stops the thread in between finds it there (as
+     * gcm_mheap_alloc_large). */
+    void *p = (void *)s->base;
+    __asm__ volatile("" : "+r"(p)::"memory");
+    s->needzero = 1;
+    mspan_init_large(s, spanclass, size);
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
+    return p;
+}
+
+/* The newest stashed span is not of that length and class: the others,
+ * newest first, then a batch from the large-span cache, as much as the
+ * stash has room for besides the one handed out (peeked at without the
+ * lock: when the cache has none, the caller's trip to the mheap is the only
+ * one). Apart from the common case, whose frame it would widen. */
+static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclass, size_t size) {
+    unsigned n = c->lstash_n;
+    if (npages > LCACHE_MAX_PAGES) return NULL;
+    for (unsigned k = n; k-- > 0;) {
+        mspan *s = c->lstash[k];
+        if (s->npages != npages || s->spanclass != spanclass) continue;
+        set_count(c, k); /* close the gap, the spans above it hidden meanwhile */
+        for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
+        set_count(c, n - 1);
+        c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
+        return hand_out(s, spanclass, size, npages);
+    }
+    if (!GCM_LOAD(&gcm_heap.lcache[npages])) return NULL;
+    size_t want = MCACHE_LSTASH - n, fit = (LSTASH_MAX_PAGES - c->lstash_pages) / npages;
+    if (fit < want) want = fit;
+    if (want > LSTASH_BATCH - 1) want = LSTASH_BATCH - 1;
+    mspan *got[LSTASH_BATCH];
+    size_t m = gcm_mheap_lcache_take(npages, spanclass, got, want + 1);
+    if (m == 0) return NULL;
+    for (size_t i = 1; i < m; i++) GCM_STORE(&c->lstash[n + i - 1], got[i]);
+    set_count(c, n + (unsigned)m - 1);
+    c->lstash_pages = (uint16_t)(c->lstash_pages + (m - 1) * npages);
+    return hand_out(got[0], spanclass, size, npages);
+}
+
+void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
+    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
+    unsigned spanclass = noscan ? 1 : 0, n = c->lstash_n;
+    if (!n) return take_other(c, npages, spanclass, size);
+    mspan *s = c->lstash[n - 1];
+    if (s->npages != npages || s->spanclass != spanclass) return take_other(c, npages, spanclass, size);
+    set_count(c, n - 1);
+    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
+    return hand_out(s, spanclass, size, npages);
+}
+
+/* Give the older half of the stash to the large-span cache, and more while
+ * `need` pages would not fit beside what is left. */
+static GCM_NOINLINE void give_oldest(mcache *c, size_t need) {
+    unsigned n = c->lstash_n, h = (n + 1) / 2;
+    size_t pages = c->lstash_pages;
+    mspan *out[MCACHE_LSTASH];
+    for (unsigned i = 0; i < h; i++) pages -= c->lstash[i]->npages;
+    while (h < n && pages + need > LSTASH_MAX_PAGES) pages -= c->lstash[h++]->npages;
+    for (unsigned i = 0; i < h; i++) out[i] = c->lstash[i];
+    set_count(c, 0);
+    for (unsigned j = h; j < n; j++) GCM_STORE(&c->lstash[j - h], c->lstash[j]);
+    set_count(c, n - h);
+    c->lstash_pages = (uint16_t)pages;
+    gcm_mheap_lcache_give(out, h);
+}
+
+bool gcm_lstash_put(mcache *c, mspan *s) {
+    if (s->npages > LCACHE_MAX_PAGES || c == &gcm_empty_mcache) return false;
+    GCM_STORE(&s->allocCount, 0);
+    if (c->lstash_n == MCACHE_LSTASH || c->lstash_pages + s->npages > LSTASH_MAX_PAGES) give_oldest(c, s->npages);
+    unsigned n = c->lstash_n;
+    GCM_STORE(&c->lstash[n], s);
+    set_count(c, n + 1);
+    c->lstash_pages = (uint16_t)(c->lstash_pages + s->npages);
+    return true;
+}
+
+void gcm_lstash_flush(mcache *c) {
+    unsigned n = c->lstash_n;
+    if (!n) return;
+    mspan *out[MCACHE_LSTASH];
+    for (unsigned i = 0; i < n; i++) out[i] = c->lstash[i];
+    set_count(c, 0);
+    c->lstash_pages = 0;
+    gcm_mheap_lcache_give(out, n);
+}
