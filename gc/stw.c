@@ -479,6 +479,21 @@ static void restart(uint32_t e) {
     futex_wake(&stw_epoch, INT_MAX);
 }
 
+/* Abandon stop e: restart the threads that stopped, and say which thread
+ * the collection could not stop, and why. */
+static bool give_up(uint32_t e, pid_t tid, const char *why) {
+    restart(e);
+    gcm_os_regions_unlock();
+    gcm_lock_release(&reg_lock);
+    char buf[256];
+    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: gc: thread ");
+    n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)tid);
+    n = gcm_fmt_str(buf, n, sizeof buf, why);
+    n = gcm_fmt_str(buf, n, sizeof buf, "; collection abandoned\n");
+    gcm_os_write(2, buf, n);
+    return false;
+}
+
 bool gcm_stw_stop(void) {
     gthread *me = gcm_tls_gthread;
     gcm_lock_acquire(&reg_lock);
@@ -498,9 +513,14 @@ bool gcm_stw_stop(void) {
         if (syscall(SYS_tgkill, pid, t->tid, gcm_stw_signal) == 0) {
             t->asked = e;
             sent++;
-        } else {
-            __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);
+            continue;
         }
+        __atomic_store_n(&t->stop_req, 0, __ATOMIC_RELAXED);
+        /* Only a thread that is gone has nothing to stop. One whose signal
+         * the kernel refused (EAGAIN: the user's queue of pending real-time
+         * signals is full, RLIMIT_SIGPENDING) would run on through the
+         * collection, and its stack would not be scanned. */
+        if (errno != ESRCH) return give_up(e, t->tid, " could not be sent the stop signal (the pending-signal limit?)");
     }
     uint64_t deadline = now_ns() + (uint64_t)STOP_TIMEOUT_MS * 1000000u;
     for (;;) {
@@ -511,20 +531,12 @@ bool gcm_stw_stop(void) {
         uint64_t left = deadline - now;
         futex_wait(&stw_acks, got, (long)(left < 1000000u ? left : 1000000u));
     }
-    /* Give up: name one thread that did not stop, restart the others. */
     gthread *lt = not_stopped(e);
-    pid_t late = lt ? lt->tid : 0;
-    restart(e);
-    gcm_os_regions_unlock();
-    gcm_lock_release(&reg_lock);
-    char buf[256];
-    size_t n = gcm_fmt_str(buf, 0, sizeof buf, "gcmalloc: warning: gc: thread ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)late);
-    n = gcm_fmt_str(buf, n, sizeof buf, " did not stop within 1 s (does it block signal ");
-    n = gcm_fmt_dec(buf, n, sizeof buf, (uint64_t)gcm_stw_signal);
-    n = gcm_fmt_str(buf, n, sizeof buf, "?); collection abandoned\n");
-    gcm_os_write(2, buf, n);
-    return false;
+    char why[96];
+    size_t n = gcm_fmt_str(why, 0, sizeof why, " did not stop within 1 s (does it block signal ");
+    n = gcm_fmt_dec(why, n, sizeof why, (uint64_t)gcm_stw_signal);
+    gcm_fmt_str(why, n, sizeof why, "?)");
+    return give_up(e, lt ? lt->tid : 0, why);
 }
 
 void gcm_stw_start(void) {

@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "gcutil.h"
 
@@ -234,6 +235,47 @@ static void masked_child(void *arg) {
 Test(gc_stw, raw_sigprocmask_gives_up_once, .timeout = 60) {
     const char *err = gct_run_child_err(masked_child, NULL, 50, "masked_child");
     cr_assert_eq(count_lines(err, "did not stop within 1 s"), 1, "want exactly one give-up warning; stderr: %s", err);
+    cr_assert_eq(count_lines(err, "gcmalloc:"), 1, "want exactly one line from gcmalloc; stderr: %s", err);
+}
+
+/* ------------------------------------------------------------ a stop signal the kernel refuses */
+
+/* With RLIMIT_SIGPENDING at 0 the kernel refuses to queue the real-time stop
+ * signal (tgkill fails with EAGAIN): the collection must give up, not run
+ * with a thread it neither stopped nor scanned. */
+static void sigpending_child(void *arg) {
+    gct_collect_mode(-1);
+    static struct holder other;
+    holder_start(&other, HOLD_READ, 27);
+    global_witness(29);
+    struct gct_root roots[3];
+    int n = holder_roots(&other, 1, roots);
+    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    gct_garbage(NGARBAGE, WSIZE);
+    gct_clobber_stack();
+    struct rlimit was, none;
+    CHILD_CHECK(getrlimit(RLIMIT_SIGPENDING, &was) == 0, 46, "getrlimit: %s", strerror(errno));
+    none = was;
+    none.rlim_cur = 0;
+    CHILD_CHECK(setrlimit(RLIMIT_SIGPENDING, &none) == 0, 46, "setrlimit: %s", strerror(errno));
+    struct gcm_stats a, b;
+    gcm_get_stats(&a);
+    gcm_collect();
+    gcm_get_stats(&b);
+    CHILD_CHECK(setrlimit(RLIMIT_SIGPENDING, &was) == 0, 46, "setrlimit: %s", strerror(errno));
+    CHILD_CHECK(b.gc_cycles == a.gc_cycles && b.gc_freed_objects == a.gc_freed_objects, 44,
+                "a collection ran although the stop signal could not be sent: cycles %lu -> %lu, freed %zu -> %zu",
+                (unsigned long)a.gc_cycles, (unsigned long)b.gc_cycles, a.gc_freed_objects, b.gc_freed_objects);
+    for (int i = 0; i < n; i++)
+        gct_witness_check(roots[i].w, gct_load(roots[i].slot), 0, "after the abandoned collection");
+    gct_churn(roots, n, 5, NGARBAGE, WSIZE); /* with the limit back, collections run */
+    holder_finish(&other, "a thread the refused signal was meant for");
+}
+
+Test(gc_stw, a_refused_stop_signal_abandons_the_collection, .timeout = 60) {
+    const char *err = gct_run_child_err(sigpending_child, NULL, 50, "sigpending_child");
+    cr_assert_eq(count_lines(err, "could not be sent the stop signal"), 1, "want one give-up warning; stderr: %s",
+                 err);
     cr_assert_eq(count_lines(err, "gcmalloc:"), 1, "want exactly one line from gcmalloc; stderr: %s", err);
 }
 
