@@ -53,14 +53,14 @@ static void set_count(mcache *c, unsigned n) {
 }
 
 /* The object of free large span s, allocated. */
-static void *hand_out(mspan *s, unsigned spanclass, size_t size, size_t npages) {
+static void *hand_out(mspan *s, size_t size, size_t npages) {
     /* The object's address is in a register before its alloc bit is set:
      * a collection that stops the thread in between finds it there (as
      * gcm_mheap_alloc_large). */
     void *p = (void *)s->base;
     __asm__ volatile("" : "+r"(p)::"memory");
     s->needzero = 1;
-    mspan_init_large(s, spanclass, size);
+    mspan_reuse_large(s, size);
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
     return p;
 }
@@ -80,7 +80,7 @@ static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclas
         for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
         set_count(c, n - 1);
         c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-        return hand_out(s, spanclass, size, npages);
+        return hand_out(s, size, npages);
     }
     if (!GCM_LOAD(&gcm_heap.lcache[npages])) return NULL;
     size_t want = MCACHE_LSTASH - n, fit = (LSTASH_MAX_PAGES - c->lstash_pages) / npages;
@@ -92,7 +92,7 @@ static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclas
     for (size_t i = 1; i < m; i++) GCM_STORE(&c->lstash[n + i - 1], got[i]);
     set_count(c, n + (unsigned)m - 1);
     c->lstash_pages = (uint16_t)(c->lstash_pages + (m - 1) * npages);
-    return hand_out(got[0], spanclass, size, npages);
+    return hand_out(got[0], size, npages);
 }
 
 void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
@@ -103,7 +103,7 @@ void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
     if (s->npages != npages || s->spanclass != spanclass) return take_other(c, npages, spanclass, size);
     set_count(c, n - 1);
     c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-    return hand_out(s, spanclass, size, npages);
+    return hand_out(s, size, npages);
 }
 
 /* Give the older half of the stash to the large-span cache, and more while

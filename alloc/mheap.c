@@ -428,7 +428,7 @@ void *gcm_mheap_alloc_large(size_t size, size_t align, bool noscan) {
     if (s) {
         s->needzero = 1;
         span_set_large_class(s, noscan ? 1 : 0);
-        mspan_init_large(s, noscan ? 1 : 0, size);
+        mspan_reuse_large(s, size);
         scavenge_maybe(true, false);
     } else {
         s = heap_alloc_locked(npages, align_pages, noscan ? 1 : 0, size);

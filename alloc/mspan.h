@@ -293,6 +293,12 @@ GCM_INLINE uint64_t mspan_allocated_word(const mspan *s, size_t w) {
 void mspan_init_small(mspan *s, unsigned spanclass);
 /* Set up a large span: one object. */
 void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize);
+/* Large span s, published, its object free (a thread's stash, the
+ * large-span cache), holds a new object of reqsize bytes: what the last
+ * object changed is reset, the alloc bit last, with atomic stores -
+ * statistics read these fields under mheap.lock, which the stash's owner
+ * does not hold. Its length and span class stay as they are. */
+void mspan_reuse_large(mspan *s, size_t reqsize);
 
 /* Push object p (already validated) on s's remote-free list. Returns
  * XPUSH_ANNOUNCE when this push announced the span (XFREE_NOTIFY ->
