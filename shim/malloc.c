@@ -11,6 +11,7 @@
  *  - free keeps errno; a bad free prints one line and aborts.
  */
 #include "shim.h"
+#include "alloc/lstash.h"
 #include "alloc/stats.h"
 #include "gc/gc.h"
 #include "gc/scope.h"
@@ -100,6 +101,18 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, const mspan *s
 /* The span class of a small request n, and this thread's span of it. */
 GCM_INLINE mspan *cache_span(mcache *c, size_t n) { return c->alloc[gcm_size_spanclass(n)]; }
 
+/* A large request the thread's stash may serve (alloc/lstash.c), without
+ * the slow path's checks: a thread in check mode, leak recording or under
+ * valgrind runs on gcm_empty_mcache (detoured), whose stash is empty, and
+ * the detour test covers a thread not yet moved there. */
+GCM_STACK_SKIP static GCM_NOINLINE void *malloc_large(mcache *c, size_t n) {
+    if (c->lstash_n && !gcm_shim_detour && n <= ((size_t)LCACHE_MAX_PAGES << GCM_PAGE_SHIFT)) {
+        void *p = gcm_lstash_take(c, n, false);
+        if (p) return p;
+    }
+    return malloc_slow(n, false);
+}
+
 GCM_INLINE void *do_malloc(size_t n) {
     mcache *c = gcm_tls_mcache;
     if (GCM_LIKELY(n <= GCM_MAX_SMALL)) {
@@ -108,7 +121,7 @@ GCM_INLINE void *do_malloc(size_t n) {
         if (GCM_LIKELY(cache != 0)) return mspan_take(s, cache);
         return malloc_refill(c, s, n);
     }
-    return malloc_slow(n, false);
+    return malloc_large(c, n);
 }
 
 GCM_STACK_SKIP static GCM_NOINLINE void *calloc_slow(size_t n, size_t size) {
