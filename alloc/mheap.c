@@ -170,12 +170,8 @@ static int reqsize_pool(size_t nelems) {
 /* Make s, whose base and npages are set, a live span of spanclass. */
 static void span_publish(mspan *s, unsigned spanclass, size_t reqsize) {
     s->state = SPAN_IN_USE;
-    if (spanclass <= 1) {
-        mspan_init_large(s, spanclass, reqsize);
-        gcm_heap.large_spans++;
-    } else {
-        mspan_init_small(s, spanclass);
-    }
+    if (spanclass <= 1) mspan_init_large(s, spanclass, reqsize);
+    else mspan_init_small(s, spanclass);
     set_spans(s->base, s->npages, s); /* published initialised */
     mark_first_page(s, true, spanclass & 1);
 }
@@ -186,7 +182,6 @@ static void span_unpublish(mspan *s) {
     mheap *h = &gcm_heap;
     set_spans(s->base, s->npages, NULL);
     mark_first_page(s, false, false);
-    if (mspan_is_large(s)) h->large_spans--;
     s->state = SPAN_DEAD;
     if (s->reqsizes) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->reqsizes);
     if (s->stackids) gcm_fixalloc_free(&h->reqalloc[reqsize_pool(s->nelems)], s->stackids);

@@ -32,7 +32,6 @@ typedef struct mheap {
     fixalloc reqalloc[GCM_REQSIZE_POOLS];
     struct mcache *allcaches; /* every mcache, for fork and statistics */
     uintptr_t arena_end;      /* end of the last reserved arena: the next hint */
-    size_t large_spans;       /* in-use spans holding one large object */
     /* Freed large spans of up to LCACHE_MAX_PAGES pages kept whole for the
      * next large malloc of the same length (mheap.c, "the large-span
      * cache"): lcache[n] is a stack of n-page spans linked through
