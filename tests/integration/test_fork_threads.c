@@ -99,6 +99,55 @@ Test(fork_threads, fork_while_threads_allocate, .timeout = 280) {
     cr_assert_eq(f.failures + f.hangs, 0, "%d children failed, %d hung; %s", f.failures, f.hangs, f.first);
 }
 
+/* Bursts of large blocks of up to 128 KiB, allocated and then freed in
+ * reverse: the thread's stash fills, gives its older half to the mheap's
+ * large-span cache, and takes batches back (alloc/lstash.c), so a fork
+ * catches threads in the middle of those moves. */
+static void *busy_large(void *arg) {
+    uint64_t rng = 991 + (uintptr_t)arg;
+    enum { BURST = 24 };
+    void *v[BURST];
+    size_t sz[BURST];
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        int n = 1 + (int)(tu_rand(&rng) % BURST);
+        for (int i = 0; i < n; i++) {
+            sz[i] = i % 2 ? (size_t)64 << 10 : (size_t)(5 + tu_rand(&rng) % 12) * 8192; /* 40-128 KiB */
+            v[i] = malloc(sz[i]);
+            if (!v[i])
+                abort();
+            pat_fill(v[i], 64, 5);
+        }
+        for (int i = n; i-- > 0;) {
+            if (pat_check(v[i], 64, 5) >= 0)
+                abort();
+            free(v[i]);
+        }
+        atomic_fetch_add_explicit(&busy_ops, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* The child also returns every cached large span's pages (malloc_trim):
+ * a span both in a vanished thread's stash and in the cache would be
+ * destroyed twice. */
+static int child_trim_work(void) {
+    int r = child_work();
+    malloc_trim(0);
+    return r ? r : child_work();
+}
+
+Test(fork_threads, fork_while_threads_move_large_spans, .timeout = 280) {
+    pthread_t t[NBUSY];
+    atomic_store(&stop, 0);
+    for (int i = 0; i < NBUSY; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, busy_large, (void *)(uintptr_t)i), 0);
+    while (atomic_load(&busy_ops) < 1000)
+        tu_sleep_ms(1);
+    fork_tally f = fork_many(100, child_trim_work, 30, 40000, true);
+    stop_busy(t, NBUSY);
+    cr_assert_eq(f.failures + f.hangs, 0, "%d children failed, %d hung; %s", f.failures, f.hangs, f.first);
+}
+
 /* The parent's heap is intact after all the forks: its own blocks keep their
  * contents and the allocator still works in the parent. */
 Test(fork_threads, parent_heap_intact_after_forks, .timeout = 120) {
