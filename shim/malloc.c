@@ -98,7 +98,7 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, const mspan *s
     return malloc_refill_slow(c, spc, req);
 }
 
-/* The span class of a small request n, and this thread's span of it. */
+/* This thread's current span of small request n's class. */
 GCM_INLINE mspan *cache_span(mcache *c, size_t n) { return c->alloc[gcm_size_spanclass(n)]; }
 
 /* A large request the thread's stash may serve (alloc/lstash.c), without
