@@ -144,12 +144,14 @@ static void scan_thread(gthread *t, void *ctx) {
         return;
     }
     uintptr_t sp = t->sp;
+    /* stack_lo == 0: a starting thread whose bounds are not known yet
+     * (gcm_stw_attach), scanned from its sp up to stack_hi only. */
     if (t->alt_hi) { /* stopped on a signal stack: it, and all of the stack it interrupted */
         gcm_mark_range(sp, t->alt_hi);
-        if (!t->is_main) gcm_mark_range(t->stack_lo, t->stack_hi);
+        if (!t->is_main && t->stack_lo) gcm_mark_range(t->stack_lo, t->stack_hi);
     } else if (sp >= t->stack_lo && sp < t->stack_hi) {
         gcm_mark_range(sp, t->stack_hi);
-    } else if (!t->is_main) { /* on a stack of its own making: scan the one we know */
+    } else if (!t->is_main && t->stack_lo) { /* on a stack of its own making: scan the one we know */
         gcm_mark_range(t->stack_lo, t->stack_hi);
     }
     if (t->is_main && t->tp) /* static TLS below the thread pointer, the TCB above */
