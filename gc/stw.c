@@ -243,7 +243,8 @@ void gcm_stw_births_release(void) {
  * thread that allocates while a collection marks may sweep a span it took
  * from an mcentral just before - with the collection's mark bits standing
  * where the sweep expects the last one's garbage, that freed live objects of
- * other threads (trees_while_collecting lost nodes this way, 1 run in ~50).
+ * other threads (one cause of trees_while_collecting's lost nodes:
+ * docs/reliability.md).
  * Until the bounds are known the stack is scanned up to the thread pointer:
  * glibc puts the static TLS and the TCB right above a thread's stack, in
  * the same mapping, so [sp, tp) is the used stack and some TLS. */
