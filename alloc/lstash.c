@@ -59,10 +59,24 @@ static void *hand_out(mspan *s, size_t size, size_t npages) {
      * gcm_mheap_alloc_large). */
     void *p = (void *)s->base;
     __asm__ volatile("" : "+r"(p)::"memory");
-    s->needzero = 1;
+    s->needzero = 1; /* the pages hold the last object's data */
     mspan_reuse_large(s, size);
     if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
     return p;
+}
+
+/* The object of the span in slot k of the n stashed, which leaves the stash
+ * (the slots above it move down, hidden meanwhile). Inline: for the newest
+ * (k = n - 1) no slot moves. */
+GCM_INLINE void *take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_t npages) {
+    mspan *s = c->lstash[k];
+    if (k + 1 < n) {
+        set_count(c, k);
+        for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
+    }
+    set_count(c, n - 1);
+    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
+    return hand_out(s, size, npages);
 }
 
 /* The newest stashed span is not of that length and class: the others,
@@ -73,15 +87,9 @@ static void *hand_out(mspan *s, size_t size, size_t npages) {
 static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclass, size_t size) {
     unsigned n = c->lstash_n;
     if (npages > LCACHE_MAX_PAGES) return NULL;
-    for (unsigned k = n; k-- > 0;) {
-        mspan *s = c->lstash[k];
-        if (s->npages != npages || s->spanclass != spanclass) continue;
-        set_count(c, k); /* close the gap, the spans above it hidden meanwhile */
-        for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
-        set_count(c, n - 1);
-        c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-        return hand_out(s, size, npages);
-    }
+    for (unsigned k = n; k-- > 0;)
+        if (c->lstash[k]->npages == npages && c->lstash[k]->spanclass == spanclass)
+            return take_slot(c, k, n, size, npages);
     if (!GCM_LOAD(&gcm_heap.lcache[npages])) return NULL;
     size_t want = MCACHE_LSTASH - n, fit = (LSTASH_MAX_PAGES - c->lstash_pages) / npages;
     if (fit < want) want = fit;
@@ -98,28 +106,32 @@ static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclas
 void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
     size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
     unsigned spanclass = noscan ? 1 : 0, n = c->lstash_n;
-    if (!n) return take_other(c, npages, spanclass, size);
-    mspan *s = c->lstash[n - 1];
-    if (s->npages != npages || s->spanclass != spanclass) return take_other(c, npages, spanclass, size);
-    set_count(c, n - 1);
-    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-    return hand_out(s, size, npages);
+    if (n && c->lstash[n - 1]->npages == npages && c->lstash[n - 1]->spanclass == spanclass)
+        return take_slot(c, n - 1, n, size, npages);
+    return take_other(c, npages, spanclass, size);
+}
+
+/* The h oldest spans leave the stash for the large-span cache, in one trip
+ * to mheap.lock; `left`: the pages of the spans that stay. */
+static void give_first(mcache *c, unsigned h, size_t left) {
+    unsigned n = c->lstash_n;
+    mspan *out[MCACHE_LSTASH];
+    for (unsigned i = 0; i < h; i++) out[i] = c->lstash[i];
+    set_count(c, 0);
+    for (unsigned j = h; j < n; j++) GCM_STORE(&c->lstash[j - h], c->lstash[j]);
+    set_count(c, n - h);
+    c->lstash_pages = (uint16_t)left;
+    gcm_mheap_lcache_give(out, h);
 }
 
 /* Give the older half of the stash to the large-span cache, and more while
  * `need` pages would not fit beside what is left. */
 static GCM_NOINLINE void give_oldest(mcache *c, size_t need) {
     unsigned n = c->lstash_n, h = (n + 1) / 2;
-    size_t pages = c->lstash_pages;
-    mspan *out[MCACHE_LSTASH];
-    for (unsigned i = 0; i < h; i++) pages -= c->lstash[i]->npages;
-    while (h < n && pages + need > LSTASH_MAX_PAGES) pages -= c->lstash[h++]->npages;
-    for (unsigned i = 0; i < h; i++) out[i] = c->lstash[i];
-    set_count(c, 0);
-    for (unsigned j = h; j < n; j++) GCM_STORE(&c->lstash[j - h], c->lstash[j]);
-    set_count(c, n - h);
-    c->lstash_pages = (uint16_t)pages;
-    gcm_mheap_lcache_give(out, h);
+    size_t left = c->lstash_pages;
+    for (unsigned i = 0; i < h; i++) left -= c->lstash[i]->npages;
+    while (h < n && left + need > LSTASH_MAX_PAGES) left -= c->lstash[h++]->npages;
+    give_first(c, h, left);
 }
 
 bool gcm_lstash_put(mcache *c, mspan *s) {
@@ -134,11 +146,5 @@ bool gcm_lstash_put(mcache *c, mspan *s) {
 }
 
 void gcm_lstash_flush(mcache *c) {
-    unsigned n = c->lstash_n;
-    if (!n) return;
-    mspan *out[MCACHE_LSTASH];
-    for (unsigned i = 0; i < n; i++) out[i] = c->lstash[i];
-    set_count(c, 0);
-    c->lstash_pages = 0;
-    gcm_mheap_lcache_give(out, n);
+    if (c->lstash_n) give_first(c, c->lstash_n, 0);
 }

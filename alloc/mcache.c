@@ -208,11 +208,7 @@ central:;
     mspan *t = mcentral_exchange(&gcm_heap.central[spc], c, give);
     if (!t && (t = gcm_mheap_alloc_small(spc)) != NULL) GCM_STORE(&t->owner, c); /* the mcentral's come owned */
     if (!t) {
-        if (give) { /* given back: the slot is free now */
-            c->retired[spc][k] = NULL;
-            c->occupied[spc] &= ~(1u << k);
-            c->hasfree[spc] &= ~(1u << k);
-        }
+        if (give) mcache_free_slot(c, spc, k); /* given back: the slot is free now */
         errno = ENOMEM;
         return NULL;
     }

@@ -144,6 +144,13 @@ GCM_INLINE void mcache_make_retired(mcache *c, unsigned spc, unsigned k, mspan *
     if (mspan_has_remote(s)) __atomic_store_n(&c->xhint[spc], 1, __ATOMIC_SEQ_CST);
 }
 
+/* Retired slot k is empty again. */
+GCM_INLINE void mcache_free_slot(mcache *c, unsigned spc, unsigned k) {
+    c->retired[spc][k] = NULL;
+    c->occupied[spc] &= ~(1u << k);
+    c->hasfree[spc] &= ~(1u << k);
+}
+
 /* Free objects in s, whose cache ran dry: the refill may pass a few over
  * for a fuller span (mcache_refill_want), and a span it retires keeps them
  * in view through its hasfree bit. */
@@ -165,9 +172,7 @@ GCM_INLINE mspan *mcache_swap_in(mcache *c, unsigned spc, unsigned k) {
         mcache_make_retired(c, spc, k, s);
         if (!mcache_has_frees(s)) c->hasfree[spc] &= ~bit;
     } else {
-        c->retired[spc][k] = NULL;
-        c->occupied[spc] &= ~bit;
-        c->hasfree[spc] &= ~bit;
+        mcache_free_slot(c, spc, k);
     }
     mcache_make_current(c, spc, t);
     c->seek[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);

@@ -70,8 +70,9 @@
  * either way), and the next large malloc of the same length takes it back
  * (exact length, LIFO: the pages most recently touched), as tcmalloc keeps
  * free spans in per-length lists. Threads take and give them in batches
- * (gcm_mheap_lcache_take/give), one trip to mheap.lock for several. Longer spans are not kept: for them the page work is small next to
- * touching the pages, and with lengths that rarely repeat exactly the cached
+ * (gcm_mheap_lcache_take/give), one trip to mheap.lock for several. Longer
+ * spans are not kept: for them the page work is small next to touching the
+ * pages, and with lengths that rarely repeat exactly the cached
  * pages only take the place of free ones the scavenger would have kept for
  * any length (caching up to 1 MiB raised `large alloc 200`'s page faults
  * from 25 600 to 36 400). At most LCACHE_CAP_PAGES are cached. For the

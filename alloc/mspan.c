@@ -50,18 +50,12 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->divmul = 0; /* index is always 0 */
     s->divlimit = UINT32_MAX;
     s->nelems = 1;
-    s->allocBits[0] = ~(uint64_t)0; /* the one object, and padding */
-    s->gcmarkBits[0] = 0;
-    s->scopeBits[0] = 0;
-    s->scoped = 0;
     s->sweep_gen = s->swept_gen = 0;
     s->reqsizes = s->stackids = NULL;
-    s->stackid = 0;
-    s->allocCount = 1;
-    s->reqsize = reqsize;
     s->xfree = XFREE_OWNED;
     s->cacheWord = &s->allocBits[0];
     s->allocCache = s->freedCache = 0;
+    mspan_reuse_large(s, reqsize); /* the object's state; allocBits[0]: the one object, and padding */
 }
 
 void mspan_reuse_large(mspan *s, size_t reqsize) {

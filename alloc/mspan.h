@@ -222,7 +222,6 @@ __attribute__((cold, noinline)) void mspan_double_free(size_t idx, const char *f
 /* Clear object idx's bit in allocBits. `maybe_cached`: idx may lie in the
  * cached word, where a set bit can also mean "reserved" (a double free);
  * callers that already know it does not pass false and skip that test. */
-
 GCM_INLINE void mspan_clear_allocated(mspan *s, size_t idx, const char *fn, bool maybe_cached) {
     uint64_t *w = &s->allocBits[idx >> 6];
     uint64_t v = GCM_LOAD(w);

@@ -76,14 +76,16 @@ static int child_work(void) {
     return tu_child_alloc_round(cls, sizeof cls / sizeof *cls, child_count, v, 8, 16);
 }
 
-static void start_busy(pthread_t *t, int n) {
+static void start_threads(pthread_t *t, int n, void *(*fn)(void *), unsigned long ops) {
     atomic_store(&stop, 0);
     for (int i = 0; i < n; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)i), 0);
+        cr_assert_eq(pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)i), 0);
     /* Let them get going. */
-    while (atomic_load(&busy_ops) < 10000)
+    while (atomic_load(&busy_ops) < ops)
         tu_sleep_ms(1);
 }
+
+static void start_busy(pthread_t *t, int n) { start_threads(t, n, busy, 10000); }
 
 static void stop_busy(pthread_t *t, int n) {
     atomic_store(&stop, 1);
@@ -138,11 +140,7 @@ static int child_trim_work(void) {
 
 Test(fork_threads, fork_while_threads_move_large_spans, .timeout = 280) {
     pthread_t t[NBUSY];
-    atomic_store(&stop, 0);
-    for (int i = 0; i < NBUSY; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, busy_large, (void *)(uintptr_t)i), 0);
-    while (atomic_load(&busy_ops) < 1000)
-        tu_sleep_ms(1);
+    start_threads(t, NBUSY, busy_large, 1000); /* bursts */
     fork_tally f = fork_many(100, child_trim_work, 30, 40000, true);
     stop_busy(t, NBUSY);
     cr_assert_eq(f.failures + f.hangs, 0, "%d children failed, %d hung; %s", f.failures, f.hangs, f.first);
