@@ -131,8 +131,15 @@ void mspan_double_free(size_t idx, const char *fn, const mspan *s) {
     gcm_fatal_ptr(fn, "double free", (void *)(s->base + idx * s->elemsize), "");
 }
 
-size_t mspan_sweep(mspan *s) {
-    uint32_t gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
+#ifdef GCMALLOC_FAULT_INJECTION
+/* Test builds only (tests/unit/mspan/test_sweep_stopped.c compiles this file
+ * itself): called after each word of a sweep pass, where a collection could
+ * stop the owner. */
+void (*gcm_sweep_word_hook)(mspan *s, size_t w);
+#endif
+
+/* One pass over s's words: free the garbage gcmarkBits hold. */
+static size_t sweep_pass(mspan *s) {
     size_t freed = 0;
     for (size_t w = 0; w < s->nwords; w++) {
         /* Garbage already freed by the program since the collection (or
@@ -142,10 +149,31 @@ size_t mspan_sweep(mspan *s) {
          * garbage object the owner freed since went back into the cache
          * (mspan_free_owned): neither is to be freed again. */
         if (s->cacheWord == &s->allocBits[w]) kill &= ~mspan_cached(s);
-        if (!kill) continue;
-        GCM_STORE(&s->allocBits[w], GCM_LOAD(&s->allocBits[w]) & ~kill);
-        freed += gcm_popcount64(kill);
+        if (kill) {
+            GCM_STORE(&s->allocBits[w], GCM_LOAD(&s->allocBits[w]) & ~kill);
+            freed += gcm_popcount64(kill);
+        }
+#ifdef GCMALLOC_FAULT_INJECTION
+        if (gcm_sweep_word_hook) gcm_sweep_word_hook(s, w);
+#endif
     }
+    return freed;
+}
+
+size_t mspan_sweep(mspan *s) {
+    /* A collection may stop the owner halfway through a pass. It records its
+     * garbage for the whole span, so the rest of the pass frees the new
+     * garbage and the words before are still to do; were swept_gen then set
+     * to the older collection, the next sweep would free the new garbage a
+     * second time - in slots handed out again meanwhile, to live objects.
+     * So pass again, before anything is handed out, until no collection
+     * came between: a slot freed already has its bit clear and is skipped. */
+    uint32_t gen;
+    size_t freed = 0;
+    do {
+        gen = __atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE);
+        freed += sweep_pass(s);
+    } while (__atomic_load_n(&s->sweep_gen, __ATOMIC_ACQUIRE) != gen);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount - freed));
     s->swept_gen = gen;
     if (freed) {
