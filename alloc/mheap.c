@@ -51,6 +51,7 @@
 #include "sizeclass.h"
 
 #include <errno.h>
+#include <cpuid.h>
 #include <string.h>
 
 #define SCAV_RETAIN_MIN_PAGES ((size_t)(4u << 20) >> GCM_PAGE_SHIFT) /* 4 MiB */
@@ -91,6 +92,8 @@ mheap gcm_heap;
 bool gcm_mheap_init(void) {
     mheap *h = &gcm_heap;
     if (h->ready) return true;
+    unsigned eax, ebx, ecx = 0, edx;
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) gcm_cpu_popcnt = (ecx & bit_POPCNT) != 0;
     gcm_lock_init(&h->lock);
     if (!pa_init(&h->pages)) return false;
     h->pages.release = gcm_os_release;

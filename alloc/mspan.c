@@ -11,6 +11,7 @@
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
 uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never written) */
 uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes; /* atomic: totals for statistics */
+bool gcm_cpu_popcnt;
 
 void mspan_release_cache(mspan *s) {
     uint64_t c = mspan_cached(s);

@@ -144,9 +144,21 @@ GCM_INLINE size_t mspan_obj_index_exact(const mspan *s, uintptr_t p, bool *exact
     return (size_t)(m >> 32);
 }
 
-/* Count of set bits without relying on the POPCNT instruction (baseline
- * x86-64 lacks it, and libgcc's fallback is a call). */
+/* The CPU has POPCNT (CPUID leaf 1, ECX bit 23). Set once by gcm_mheap_init,
+ * before the first span exists; read on every count. */
+extern bool gcm_cpu_popcnt;
+
+/* Count of set bits. Baseline x86-64 lacks POPCNT, and without it GCC's
+ * builtin is a call into libgcc; the portable count is 12 instructions, so
+ * the refill, the sweep and the remote-free merge test the flag (one
+ * predicted branch) and use the instruction. The xor breaks the false
+ * dependency some CPUs give the destination. */
 GCM_INLINE unsigned gcm_popcount64(uint64_t x) {
+    if (GCM_LIKELY(gcm_cpu_popcnt)) {
+        uint64_t n;
+        __asm__("xor %k0, %k0\n\tpopcnt %1, %0" : "=&r"(n) : "r"(x) : "cc");
+        return (unsigned)n;
+    }
     x = x - ((x >> 1) & 0x5555555555555555ull);
     x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;

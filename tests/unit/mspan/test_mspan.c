@@ -1,5 +1,6 @@
 /* mspan: bitmap, allocCache and remote-free operations on real spans. */
 #include <criterion/criterion.h>
+#include <cpuid.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -254,4 +255,28 @@ Test(mspan, large_span_is_one_object, .init = setup) {
     cr_assert_eq(mspan_obj_index(s, s->base + 99999), 0);
     cr_assert_eq(gcm_span_of(s->base + 99999), s);
     gcm_mheap_free_span(s);
+}
+
+/* Both ways of counting bits agree with a bit-by-bit count, and the heap
+ * chose POPCNT where the CPU has it. */
+Test(mspan, popcount_is_exact_with_and_without_popcnt, .init = setup) {
+    unsigned eax, ebx, ecx = 0, edx;
+    __get_cpuid(1, &eax, &ebx, &ecx, &edx);
+    cr_assert_eq(gcm_cpu_popcnt, (ecx & bit_POPCNT) != 0);
+    bool saved = gcm_cpu_popcnt;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 10000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t v = i < 65 ? (i == 64 ? ~(uint64_t)0 : ((uint64_t)1 << i) - 1) : x & (x >> (i % 7));
+        unsigned want = 0;
+        for (int b = 0; b < 64; b++) want += (v >> b) & 1;
+        for (int way = 0; way < 2; way++) {
+            if (way == 1 && !saved) break;
+            gcm_cpu_popcnt = way == 1;
+            unsigned got = gcm_popcount64(v);
+            gcm_cpu_popcnt = saved;
+            cr_assert_eq(got, want, "%s: %#lx has %u bits, counted %u", way ? "popcnt" : "portable",
+                         (unsigned long)v, want, got);
+        }
+    }
 }
