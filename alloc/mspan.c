@@ -12,6 +12,7 @@ mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
 uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never written) */
 uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes; /* atomic: totals for statistics */
 bool gcm_cpu_popcnt;
+bool gcm_sweep_barred;
 
 void mspan_release_cache(mspan *s) {
     uint64_t c = mspan_cached(s);
@@ -169,6 +170,8 @@ size_t mspan_sweep(mspan *s) {
      * second time - in slots handed out again meanwhile, to live objects.
      * So pass again, before anything is handed out, until no collection
      * came between: a slot freed already has its bit clear and is skipped. */
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_sweep_barred)))
+        gcm_fatal_ptr("sweep", "internal error: a span swept while the collector marks:", (void *)s->base, "");
     uint32_t gen;
     size_t freed = 0;
     do {

@@ -371,6 +371,12 @@ GCM_INLINE bool mspan_needs_sweep(const mspan *s) {
 /* Free the garbage the last collection found in s (owner, or mcentral.lock
  * with s unowned; remote frees already merged). Returns objects freed. */
 size_t mspan_sweep(mspan *s);
+/* Set by the collector from the stop until the garbage is recorded, when
+ * gcmarkBits hold marks: a sweep then would free every marked - live -
+ * object, so mspan_sweep aborts instead. Every thread that may sweep is
+ * stopped then, or waits for a lock the collector holds: this catches a
+ * collector bug (a thread it failed to stop), not a program's. */
+extern bool gcm_sweep_barred;
 /* Owner: merge remote frees, then sweep. */
 void mspan_sweep_owned(mspan *s);
 

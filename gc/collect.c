@@ -75,6 +75,7 @@ static bool cycle(cycle_kind kind) {
         gcm_stw_births_release();
         return false;
     }
+    GCM_STORE(&gcm_sweep_barred, true); /* until the garbage is back in gcmarkBits */
     bool held = kind != CYCLE_COLLECT && gcm_sweep_hold();
     bool ok = (kind == CYCLE_COLLECT || held) && gcm_mark_begin();
     if (ok) {
@@ -86,6 +87,7 @@ static bool cycle(cycle_kind kind) {
     if (ok && held) gcm_sweep_held_marked();
     if (ok && kind == CYCLE_LEAKS) gcm_leak_scan();
     if (held) gcm_sweep_unhold();
+    GCM_STORE(&gcm_sweep_barred, false);
     gcm_stw_start();
     gcm_mheap_unlock_all();
     gcm_mcache_orphan_unlock();

@@ -17,6 +17,7 @@
 #include "alloc/mspan.c"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "alloc/mheap.h"
@@ -95,3 +96,13 @@ static void stopped_after(size_t word) {
 Test(sweep_stopped, by_a_collection_halfway, .init = setup) { stopped_after(7); }
 Test(sweep_stopped, by_a_collection_after_the_first_word, .init = setup) { stopped_after(0); }
 Test(sweep_stopped, by_a_collection_after_the_last_word, .init = setup) { stopped_after(15); }
+
+/* While the collector marks, gcmarkBits hold marks: a sweep then would free
+ * the live objects, and aborts instead. */
+Test(sweep_stopped, a_sweep_while_the_collector_marks_aborts, .init = setup, .signal = SIGABRT) {
+    mspan *s = full_span();
+    s->gcmarkBits[0] = 1;
+    s->sweep_gen = s->swept_gen + 1;
+    gcm_sweep_barred = true;
+    mspan_sweep(s);
+}
