@@ -475,6 +475,16 @@ void gcm_mheap_lcache_give(mspan *const *spans, size_t n) {
 
 void gcm_mheap_free_large(mspan *s) { gcm_mheap_lcache_give(&s, 1); }
 
+/* Whether large span s can grow in place by the n pages from page `end` on:
+ * they are free, and they follow s in memory. Page numbers run on from one
+ * arena to the next by ordinal, and the next arena need not be the one above
+ * (pa_range_free checks that the run is contiguous within itself, not that
+ * it joins the page before it). mheap.lock held. */
+static bool grows_into(const mspan *s, uint64_t end, size_t n) {
+    return pa_range_free(&gcm_heap.pages, end, n) &&
+           pa_page_addr(&gcm_heap.pages, end) == s->base + (s->npages << GCM_PAGE_SHIFT);
+}
+
 bool gcm_mheap_resize_large(mspan *s, size_t size) {
     mheap *h = &gcm_heap;
     if (size > ((size_t)1 << (GCM_ADDR_BITS - 1))) return false;
@@ -490,10 +500,10 @@ bool gcm_mheap_resize_large(mspan *s, size_t size) {
         pa_free_range(&h->pages, first + npages, s->npages - npages);
     } else if (npages > s->npages) {
         uint64_t end = first + s->npages;
-        ok = pa_range_free(&h->pages, end, npages - s->npages);
+        ok = grows_into(s, end, npages - s->npages);
         if (!ok && h->lcache_pages) { /* cached spans may sit right after s */
             lcache_flush();
-            ok = pa_range_free(&h->pages, end, npages - s->npages);
+            ok = grows_into(s, end, npages - s->npages);
         }
         if (ok) {
             nscav = pa_alloc_range(&h->pages, end, npages - s->npages);

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "testutil.h"
 #include "alloc/malloc.h"
+#include "alloc/arena.h"
 #include "alloc/mheap.h"
 #include "include/gcmalloc.h"
 
@@ -326,6 +328,45 @@ Test(mheap, kept_spans_do_not_block_growth_in_place, .init = setup) {
     char *r = realloc(a, 2 * SIZE);
     cr_assert_eq((uintptr_t)r, was, "the block moved instead of growing over the kept span");
     free(r);
+}
+
+/* Page numbers run on from one arena to the next by ordinal, but the next
+ * arena may lie anywhere: a span that ends at its arena's end must not grow
+ * "in place" into the next arena's first pages (the growth wrote spans[] for
+ * the address after its arena - no arena there: a crash in the soak test;
+ * another arena there: its span map overwritten). */
+Test(mheap, growth_in_place_stops_at_an_arena_that_does_not_follow, .init = setup) {
+    const pageAlloc *pa = &gcm_heap.pages;
+    cr_assert_eq(pa->narenas, 1, "the test needs a heap of one arena");
+    uintptr_t end0 = pa->arenas[0]->base + GCM_ARENA_SIZE;
+    /* Keep the next arena from being reserved right after the first. */
+    void *block = mmap((void *)end0, GCM_ARENA_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+    /* A span that ends at the first arena's last page: first fit puts a
+     * 32 MiB request at the start of the free top of the arena. */
+    mspan *s = gcm_span_of((uintptr_t)gcm_mheap_alloc_large((size_t)32 << 20, 0, false));
+    cr_assert_not_null(s);
+    cr_assert(gcm_mheap_resize_large(s, end0 - s->base), "growing to the arena's end");
+    cr_assert_eq(s->base + s->npages * GCM_PAGE_SIZE, end0);
+    /* A second arena, elsewhere, its pages free again. */
+    mspan *t = gcm_span_of((uintptr_t)gcm_mheap_alloc_large((size_t)1 << 20, 0, false));
+    cr_assert_not_null(t);
+    cr_assert_eq(pa->narenas, 2);
+    cr_assert_neq(pa->arenas[1]->base, end0, "the second arena follows the first");
+    gcm_mheap_free_span(t);
+    malloc_trim(0); /* the freed span leaves the large-span cache: its pages are free */
+    size_t npages = s->npages;
+    cr_assert_not(gcm_mheap_resize_large(s, end0 - s->base + GCM_PAGE_SIZE), "grew into another arena");
+    cr_assert_eq(s->npages, npages);
+    cr_assert_null(gcm_arena_of(end0));
+    /* The second arena's first pages are still free: a span of a whole arena
+     * still fits there. */
+    void *big = gcm_mheap_alloc_large(GCM_ARENA_SIZE, 0, false);
+    cr_assert_not_null(big);
+    cr_assert_eq((uintptr_t)big, pa->arenas[1]->base);
+    gcm_mheap_free_span(gcm_span_of((uintptr_t)big));
+    gcm_mheap_free_span(s);
+    if (block != MAP_FAILED) munmap(block, GCM_ARENA_SIZE);
 }
 
 Test(mheap, impossible_requests_fail_cleanly, .init = setup) {
