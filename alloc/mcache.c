@@ -152,7 +152,7 @@ static unsigned settle(mspan *s) {
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
     if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
-    unsigned least = c->occupied[spc] != ~(uint32_t)0 ? mcache_refill_want(s) : 0;
+    unsigned least = c->occupied[spc] != MCACHE_ALL_RETIRED ? mcache_refill_want(s) : 0;
     if (least == 0) least = 1;
     if (s != &gcm_empty_span && settle(s) >= least) goto refill;
     /* Retired spans the thread freed into, then those others freed into. */
@@ -198,9 +198,9 @@ central:;
      * that finds it there still owned gives it back (gcm_mcache_abandon),
      * and skips it once the mcentral has it. */
     uint32_t occ = c->occupied[spc];
-    unsigned k = occ != ~(uint32_t)0 ? (unsigned)__builtin_ctz(~occ) : c->evict[spc];
+    unsigned k = occ != MCACHE_ALL_RETIRED ? (unsigned)__builtin_ctz(~occ) : c->evict[spc];
     mspan *give = NULL;
-    if (s != &gcm_empty_span && occ == ~(uint32_t)0) {
+    if (s != &gcm_empty_span && occ == MCACHE_ALL_RETIRED) {
         c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
         give = c->retired[spc][k];
         detach(give);

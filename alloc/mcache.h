@@ -34,6 +34,9 @@
 #include "mspan.h"
 
 #define MCACHE_RETIRED 32
+/* occupied[] with every retired slot taken (the masks are 32 bits wide). */
+#define MCACHE_ALL_RETIRED (MCACHE_RETIRED == 32 ? ~(uint32_t)0 : ((uint32_t)1 << MCACHE_RETIRED) - 1)
+_Static_assert(MCACHE_RETIRED >= 1 && MCACHE_RETIRED <= 32, "retired slots are tracked in 32-bit masks");
 #define MCACHE_LSTASH 8 /* freed large spans a thread keeps (lstash.c) */
 
 typedef struct mcache {
@@ -232,7 +235,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
-    if (g == 0 || (c->occupied[spc] != ~(uint32_t)0 && gcm_popcount64(g) < mcache_refill_want(t)))
+    if (g == 0 || (c->occupied[spc] != MCACHE_ALL_RETIRED && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     s = mcache_swap_in(c, spc, k);
