@@ -50,8 +50,8 @@
 #include "os.h"
 #include "sizeclass.h"
 
-#include <errno.h>
 #include <cpuid.h>
+#include <errno.h>
 #include <string.h>
 
 #define SCAV_RETAIN_MIN_PAGES ((size_t)(4u << 20) >> GCM_PAGE_SHIFT) /* 4 MiB */

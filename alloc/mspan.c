@@ -163,6 +163,8 @@ static size_t sweep_pass(mspan *s) {
 }
 
 size_t mspan_sweep(mspan *s) {
+    if (GCM_UNLIKELY(GCM_LOAD(&gcm_sweep_barred)))
+        gcm_fatal_ptr("sweep", "internal error: a span swept while the collector marks:", (void *)s->base, "");
     /* A collection may stop the owner halfway through a pass. It records its
      * garbage for the whole span, so the rest of the pass frees the new
      * garbage and the words before are still to do; were swept_gen then set
@@ -170,8 +172,6 @@ size_t mspan_sweep(mspan *s) {
      * second time - in slots handed out again meanwhile, to live objects.
      * So pass again, before anything is handed out, until no collection
      * came between: a slot freed already has its bit clear and is skipped. */
-    if (GCM_UNLIKELY(GCM_LOAD(&gcm_sweep_barred)))
-        gcm_fatal_ptr("sweep", "internal error: a span swept while the collector marks:", (void *)s->base, "");
     uint32_t gen;
     size_t freed = 0;
     do {
