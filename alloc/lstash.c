@@ -86,7 +86,6 @@ GCM_INLINE void *take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_
  * one). Apart from the common case, whose frame it would widen. */
 static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclass, size_t size) {
     unsigned n = c->lstash_n;
-    if (npages > LCACHE_MAX_PAGES) return NULL;
     for (unsigned k = n; k-- > 0;)
         if (c->lstash[k]->npages == npages && c->lstash[k]->spanclass == spanclass)
             return take_slot(c, k, n, size, npages);
@@ -104,6 +103,7 @@ static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclas
 }
 
 void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
+    if (size > ((size_t)LCACHE_MAX_PAGES << GCM_PAGE_SHIFT)) return NULL; /* never stashed (and npages cannot wrap) */
     size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
     unsigned spanclass = noscan ? 1 : 0, n = c->lstash_n;
     if (n && c->lstash[n - 1]->npages == npages && c->lstash[n - 1]->spanclass == spanclass)

@@ -147,16 +147,14 @@ static void set_spans(uintptr_t base, size_t npages, mspan *s) {
     }
 }
 
+/* s's first page in page_in_use (on) and page_noscan (on and noscan). */
 static void mark_first_page(mspan *s, bool on, bool noscan) {
     heapArena *a = gcm_arena_of(s->base);
     size_t pg = (s->base - a->base) >> GCM_PAGE_SHIFT;
-    if (on) {
-        gcm_bitmap_set(a->page_in_use, pg);
-        if (noscan) gcm_bitmap_set(a->page_noscan, pg);
-    } else {
-        gcm_bitmap_clear(a->page_in_use, pg);
-        gcm_bitmap_clear(a->page_noscan, pg);
-    }
+    if (on) gcm_bitmap_set(a->page_in_use, pg);
+    else gcm_bitmap_clear(a->page_in_use, pg);
+    if (on && noscan) gcm_bitmap_set(a->page_noscan, pg);
+    else gcm_bitmap_clear(a->page_noscan, pg);
 }
 
 static int bits_pool(size_t nwords) {
@@ -203,10 +201,7 @@ static void span_destroy(mspan *s) {
 /* Large span s, published, takes spanclass (0 or 1): page_noscan follows. */
 static void span_set_large_class(mspan *s, unsigned spanclass) {
     if (s->spanclass == spanclass) return;
-    heapArena *a = gcm_arena_of(s->base);
-    size_t pg = (s->base - a->base) >> GCM_PAGE_SHIFT;
-    if (spanclass & 1) gcm_bitmap_set(a->page_noscan, pg);
-    else gcm_bitmap_clear(a->page_noscan, pg);
+    mark_first_page(s, true, spanclass & 1);
     s->spanclass = (uint8_t)spanclass;
 }
 

@@ -101,12 +101,13 @@ GCM_STACK_SKIP static GCM_NOINLINE void *malloc_refill(mcache *c, const mspan *s
 /* This thread's current span of small request n's class. */
 GCM_INLINE mspan *cache_span(mcache *c, size_t n) { return c->alloc[gcm_size_spanclass(n)]; }
 
-/* A large request the thread's stash may serve (alloc/lstash.c), without
- * the slow path's checks: a thread in check mode, leak recording or under
- * valgrind runs on gcm_empty_mcache (detoured), whose stash is empty, and
- * the detour test covers a thread not yet moved there. */
+/* A large request the thread's stash may serve (alloc/lstash.c, which
+ * knows what length it keeps), without the slow path's checks: a thread in
+ * check mode, leak recording or under valgrind runs on gcm_empty_mcache
+ * (detoured), whose stash is empty, and the detour test covers a thread not
+ * yet moved there. */
 GCM_STACK_SKIP static GCM_NOINLINE void *malloc_large(mcache *c, size_t n) {
-    if (c->lstash_n && !gcm_shim_detour && n <= ((size_t)LCACHE_MAX_PAGES << GCM_PAGE_SHIFT)) {
+    if (c->lstash_n && !gcm_shim_detour) {
         void *p = gcm_lstash_take(c, n, false);
         if (p) return p;
     }

@@ -159,6 +159,26 @@ GCT_NOINLINE static void global_witness(int seed) {
     g_root = gct_witness_new(&g_w, WSIZE, (uint64_t)seed, 0, "witness in a global");
 }
 
+/* The roots of holders h[0..nh) and of the global witness. */
+static int witness_roots(struct holder *h, int nh, struct gct_root *roots) {
+    int n = holder_roots(h, nh, roots);
+    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    return n;
+}
+
+/* After a collection that gave up (stats a before, b after): it ran no
+ * cycle, freed nothing, and every witness is intact. */
+static void check_abandoned(const struct gcm_stats *a, const struct gcm_stats *b, struct gct_root *roots, int n,
+                            const char *why) {
+    CHILD_CHECK(b->gc_cycles == a->gc_cycles && b->gc_freed_objects == a->gc_freed_objects &&
+                    b->allocated_bytes == a->allocated_bytes,
+                44, "%s, yet the collection changed the heap: cycles %lu -> %lu, freed %zu -> %zu, bytes %zu -> %zu",
+                why, (unsigned long)a->gc_cycles, (unsigned long)b->gc_cycles, a->gc_freed_objects,
+                b->gc_freed_objects, a->allocated_bytes, b->allocated_bytes);
+    for (int i = 0; i < n; i++)
+        gct_witness_check(roots[i].w, gct_load(roots[i].slot), 0, "after the abandoned collection");
+}
+
 /* Count the lines of text that contain needle. */
 static int count_lines(const char *text, const char *needle) {
     int n = 0;
@@ -178,8 +198,7 @@ static void blocked_child(void *arg) {
     holder_start(&h[3], HOLD_NANOSLEEP, 17);
     global_witness(19);
     struct gct_root roots[9];
-    int n = holder_roots(h, 4, roots);
-    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    int n = witness_roots(h, 4, roots);
     gct_churn(roots, n, 100, NGARBAGE, WSIZE);
     for (int i = 0; i < 4; i++)
         holder_finish(&h[i], i < 2 ? "a thread blocked in read()" : "a thread in nanosleep");
@@ -200,8 +219,7 @@ static void masked_child(void *arg) {
     holder_start(&other, HOLD_READ, 23);
     global_witness(25);
     struct gct_root roots[5];
-    int n = holder_roots(&m, 1, roots);
-    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    int n = witness_roots(&m, 1, roots);
 
     gct_garbage(NGARBAGE, WSIZE);
     gct_clobber_stack();
@@ -213,13 +231,7 @@ static void masked_child(void *arg) {
     gcm_get_stats(&b);
     CHILD_CHECK(took >= 900 && took < 5000, 43, "the collection that could not stop a thread took %lu ms",
                 (unsigned long)took);
-    CHILD_CHECK(b.gc_cycles == a.gc_cycles && b.gc_freed_objects == a.gc_freed_objects &&
-                    b.allocated_bytes == a.allocated_bytes,
-                44, "the abandoned collection changed the heap: cycles %lu -> %lu, freed %zu -> %zu, bytes %zu -> %zu",
-                (unsigned long)a.gc_cycles, (unsigned long)b.gc_cycles, a.gc_freed_objects, b.gc_freed_objects,
-                a.allocated_bytes, b.allocated_bytes);
-    for (int i = 0; i < n; i++)
-        gct_witness_check(roots[i].w, gct_load(roots[i].slot), 0, "after the abandoned collection");
+    check_abandoned(&a, &b, roots, n, "a thread could not be stopped");
     /* The thread it had stopped runs again. */
     holder_finish(&other, "a thread stopped by the abandoned collection");
 
@@ -249,8 +261,7 @@ static void sigpending_child(void *arg) {
     holder_start(&other, HOLD_READ, 27);
     global_witness(29);
     struct gct_root roots[3];
-    int n = holder_roots(&other, 1, roots);
-    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    int n = witness_roots(&other, 1, roots);
     gct_garbage(NGARBAGE, WSIZE);
     gct_clobber_stack();
     struct rlimit was, none;
@@ -263,11 +274,7 @@ static void sigpending_child(void *arg) {
     gcm_collect();
     gcm_get_stats(&b);
     CHILD_CHECK(setrlimit(RLIMIT_SIGPENDING, &was) == 0, 46, "setrlimit: %s", strerror(errno));
-    CHILD_CHECK(b.gc_cycles == a.gc_cycles && b.gc_freed_objects == a.gc_freed_objects, 44,
-                "a collection ran although the stop signal could not be sent: cycles %lu -> %lu, freed %zu -> %zu",
-                (unsigned long)a.gc_cycles, (unsigned long)b.gc_cycles, a.gc_freed_objects, b.gc_freed_objects);
-    for (int i = 0; i < n; i++)
-        gct_witness_check(roots[i].w, gct_load(roots[i].slot), 0, "after the abandoned collection");
+    check_abandoned(&a, &b, roots, n, "the stop signal could not be sent");
     gct_churn(roots, n, 5, NGARBAGE, WSIZE); /* with the limit back, collections run */
     holder_finish(&other, "a thread the refused signal was meant for");
 }
@@ -468,8 +475,7 @@ static void exiting_child(void *arg) {
     unsigned long collections = gct_collector_stop(&c);
     CHILD_CHECK(collections >= 50, 51, "only %lu collections while threads came and went", collections);
     struct gct_root roots[3];
-    int n = holder_roots(&h, 1, roots);
-    roots[n++] = (struct gct_root){&g_w, (void *const volatile *)&g_root, 0};
+    int n = witness_roots(&h, 1, roots);
     gct_churn(roots, n, 5, NGARBAGE, WSIZE);
     holder_finish(&h, "a holder");
 }
