@@ -152,7 +152,7 @@ static unsigned settle(mspan *s) {
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
     if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
-    unsigned least = c->occupied[spc] != MCACHE_ALL_RETIRED ? mcache_refill_want(s) : 0;
+    unsigned least = c->occupied[spc] != mcache_all_retired(spc) ? mcache_refill_want(s) : 0;
     if (least == 0) least = 1;
     if (s != &gcm_empty_span && settle(s) >= least) goto refill;
     /* Retired spans the thread freed into, then those others freed into. */
@@ -192,16 +192,16 @@ refill:
 central:;
     /* The current span retires into a free slot. With every slot taken, the
      * oldest one's span goes back to make room, in the same trip to the
-     * mcentral's lock that takes the next span (a class of two objects per
-     * span, 4 KiB, used as a queue needs that trip for every second malloc).
+     * mcentral's lock that takes the next span (a queue of 4 KiB objects, eight
+     * to a span, needs that trip for every eighth malloc).
      * It stays in its slot until the current span replaces it: a fork child
      * that finds it there still owned gives it back (gcm_mcache_abandon),
      * and skips it once the mcentral has it. */
-    uint32_t occ = c->occupied[spc];
-    unsigned k = occ != MCACHE_ALL_RETIRED ? (unsigned)__builtin_ctz(~occ) : c->evict[spc];
+    uint32_t occ = c->occupied[spc], all = mcache_all_retired(spc);
+    unsigned k = occ != all ? (unsigned)__builtin_ctz(~occ) : c->evict[spc];
     mspan *give = NULL;
-    if (s != &gcm_empty_span && occ == MCACHE_ALL_RETIRED) {
-        c->evict[spc] = (uint8_t)((k + 1) % MCACHE_RETIRED);
+    if (s != &gcm_empty_span && occ == all) {
+        c->evict[spc] = (uint8_t)((k + 1) % mcache_retired_slots(spc));
         give = c->retired[spc][k];
         detach(give);
     }

@@ -4,9 +4,9 @@
  * A thread allocates small objects from the spans its mcache holds without
  * any lock or atomic read-modify-write (mspan_alloc_fast), and frees into
  * them the same way. Per span class the mcache holds the current span and up
- * to MCACHE_RETIRED retired ones: spans it used up and still owns, so that the
- * thread's own frees into them stay local (a ring or stack of live objects
- * spans several spans). When the current span's cache runs dry the refill
+ * to gcm_class_retired[class] retired ones (mcache_retired_slots): spans it
+ * used up and still owns, so that the thread's own frees into them stay
+ * local (a ring or stack of live objects spans several spans). When the current span's cache runs dry the refill
  * looks for free objects inside the current span, in the retired spans that
  * had local frees (hasfree: one bit per retired slot, set by free) and in
  * those with remote frees, and takes the first span that offers at least
@@ -32,11 +32,17 @@
 
 #include "mheap.h"
 #include "mspan.h"
+#include "sizeclass.h"
 
-#define MCACHE_RETIRED 32
-/* occupied[] with every retired slot taken (the masks are 32 bits wide). */
-#define MCACHE_ALL_RETIRED (MCACHE_RETIRED == 32 ? ~(uint32_t)0 : ((uint32_t)1 << MCACHE_RETIRED) - 1)
-_Static_assert(MCACHE_RETIRED >= 1 && MCACHE_RETIRED <= 32, "retired slots are tracked in 32-bit masks");
+/* Retired slots per class: 32 pages' worth of spans, 8 to 32 of them (the
+ * table is gcm_class_retired, generated with these bounds). A bound in pages
+ * rather than spans keeps what a thread holds the same when spans are
+ * longer: with 32 slots for the 4-page spans too, larson-8's peak RSS grew
+ * 34 % (24.7 -> 33.2 MiB); with 8 it stayed within 2 %. */
+#define MCACHE_RETIRED 32 /* the most: the slot masks are 32 bits wide */
+#define MCACHE_RETIRED_PAGES 32
+#define MCACHE_RETIRED_MIN 8
+_Static_assert(MCACHE_RETIRED_MIN >= 1 && MCACHE_RETIRED <= 32, "retired slots are tracked in 32-bit masks");
 #define MCACHE_LSTASH 8 /* freed large spans a thread keeps (lstash.c) */
 
 typedef struct mcache {
@@ -72,8 +78,8 @@ typedef struct mcache {
      * last looked (mcache_note_remote; the owner sets it too, when it
      * retires a span with remote frees). The refill scans the retired spans
      * for remote frees only then: a thread that is the only one to free its
-     * objects (a queue of 4 KiB blocks, two to a span, refills every second
-     * malloc) paid ~230 instructions per refill loading 32 spans' xfree
+     * objects (a queue of 4 KiB blocks, two to a one-page span, refilled
+     * every second malloc) paid ~230 instructions per refill loading 32 spans' xfree
      * words for nothing. The bytes live after the retired slots, away from
      * what the fast path reads and outside what mheap.cachealloc clears with
      * plain stores when it hands the memory out again: a free that read its
@@ -127,6 +133,12 @@ GCM_INLINE void mcache_note_remote(mcache *holder, unsigned spc) {
 
 /* Slow path of a small allocation from c (gcm_mcache_refill). */
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc);
+
+/* Retired slots of span class spc, and occupied[] with all of them taken. */
+GCM_INLINE unsigned mcache_retired_slots(unsigned spc) { return gcm_class_retired[spc >> 1]; }
+GCM_INLINE uint32_t mcache_all_retired(unsigned spc) {
+    return ~(uint32_t)0 >> (32 - mcache_retired_slots(spc));
+}
 
 /* s becomes current: frees into it need tell nobody, and write their zero
  * bit into this thread's own sink (a shared one would bounce between cores). */
@@ -235,7 +247,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
-    if (g == 0 || (c->occupied[spc] != MCACHE_ALL_RETIRED && gcm_popcount64(g) < mcache_refill_want(t)))
+    if (g == 0 || (c->occupied[spc] != mcache_all_retired(spc) && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     s = mcache_swap_in(c, spc, k);

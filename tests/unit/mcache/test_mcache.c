@@ -231,7 +231,7 @@ Test(mcache, remote_frees_send_the_refill_the_slow_way) {
 
 /* A span emptied while its mcentral holds it stays there, for the next span
  * the class needs, instead of going back to the heap (a queue of 4 KiB
- * objects, two to a span, would trade a span with the heap every second
+ * objects, eight to a span, would trade a span with the heap every eighth
  * malloc); malloc_trim returns it. */
 Test(mcache, emptied_spans_are_kept_for_reuse_until_trim) {
     enum { N = 64, SIZE = 4096 };
@@ -243,7 +243,8 @@ Test(mcache, emptied_spans_are_kept_for_reuse_until_trim) {
     int kept = 0;
     for (int i = 0; i < N; i++) kept += gcm_span_of((uintptr_t)p[i]) != NULL;
     mcentral *c = &gcm_heap.central[gcm_span_class(gcm_size_class(SIZE), false)];
-    cr_assert_eq(kept, 2 * (int)c->empty_max, "%d of %d freed objects still lie in a span", kept, N);
+    int per_span = (int)gcm_class_nelems[gcm_size_class(SIZE)];
+    cr_assert_eq(kept, per_span * (int)c->empty_max, "%d of %d freed objects still lie in a span", kept, N);
     check_lists();
     void *q = malloc(SIZE);
     bool reused = false;
@@ -301,8 +302,8 @@ Test(mcache, refill_takes_few_frees_when_every_slot_is_taken) {
     size_t n = 0;
     p[n++] = malloc(SIZE);
     mcache *c = gcm_tls_mcache;
-    while (n < MAX && c->occupied[spc] != ~(uint32_t)0) p[n++] = malloc(SIZE);
-    cr_assert_eq(c->occupied[spc], ~(uint32_t)0, "the retired slots did not fill up");
+    while (n < MAX && c->occupied[spc] != mcache_all_retired(spc)) p[n++] = malloc(SIZE);
+    cr_assert_eq(c->occupied[spc], mcache_all_retired(spc), "the retired slots did not fill up");
     mspan *s = c->alloc[spc];
     mspan *a = gcm_span_of((uintptr_t)p[0]);
     free(p[0]);
