@@ -241,8 +241,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     uint32_t m = c->hasfree[spc];
     if (GCM_LIKELY(m == 0)) {
         if (f == 0 || !mcache_span_quiet(s)) return NULL;
-        mspan_reuse_freed(s, f);
-        return mspan_take(s, f);
+        return mspan_take(s, mspan_reuse_freed(s, f));
     }
     unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
@@ -251,8 +250,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     s = mcache_swap_in(c, spc, k);
-    mspan_reuse_freed(s, g);
-    return mspan_take(s, g);
+    return mspan_take(s, mspan_reuse_freed(s, g));
 }
 
 /* Refill span class spc of c and allocate: the quick cases above, else the

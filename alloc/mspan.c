@@ -43,7 +43,18 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     s->allocCache = s->freedCache = 0; /* loaded by the mcache that takes the span */
     s->cacheWord = &s->allocBits[0];
     s->freeindex = 0;
+    s->fresh = 0; /* every object: the pages may be untouched */
     s->cacheBase = s->base;
+}
+
+uint64_t mspan_fresh_page(mspan *s, uint64_t free) {
+    uint64_t first = s->freeindex + gcm_ctz64_nonzero(free);
+    uint64_t last_byte = (first * s->elemsize) | (GCM_PAGE_SIZE - 1); /* of the page, from base */
+    uint64_t end = ((last_byte * s->divmul) >> 32) + 1;               /* objects starting up to it */
+    if (end > s->nelems) end = s->nelems;
+    s->fresh = (uint16_t)end;
+    end -= s->freeindex;
+    return end >= 64 ? free : free & (((uint64_t)1 << end) - 1);
 }
 
 void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {

@@ -101,6 +101,7 @@ typedef struct mspan {
     uint16_t nelems;      /* constant */
     uint16_t nwords;      /* constant: words in allocBits and gcmarkBits */
     uint8_t needzero;     /* large spans: pages may hold old data */
+    uint16_t fresh;       /* owner's: objects from here on were never handed out (mspan_hand_out) */
 
     /* Cache line 2: what other threads write - remote frees and the
      * mcentral's links - kept off the owner's lines. */
@@ -340,8 +341,30 @@ void mspan_take_remote(mspan *s);
  * the double free. */
 void mspan_remote_bits(const mspan *s, uint64_t *bits);
 
+/* The objects of `free` (of the cached word) that start in the page where
+ * its lowest one does, and the fresh mark moved past that page. Apart from
+ * mspan_hand_out's common case. */
+GCM_NOINLINE uint64_t mspan_fresh_page(mspan *s, uint64_t free);
+
+/* Of `free` (objects of the cached word, nonzero), those the cache hands out
+ * now; the rest wait in freedCache. Objects from s->fresh on were never
+ * handed out since the span was set up, so their pages may be untouched:
+ * while an object before the mark is free, those go first, and the fresh
+ * ones come a page at a time. A thread that mallocs and frees one block of
+ * a class (malloc takes the lowest object) then stays in the first page of
+ * a span of 32 objects instead of touching all four. Once the whole span has
+ * been handed out, this is one compare. (Splitting at pages whether fresh
+ * or not cost larson-1 18 % more instructions: a refill per page.) */
+GCM_INLINE uint64_t mspan_hand_out(mspan *s, uint64_t free) {
+    int64_t n = (int64_t)s->fresh - (int64_t)s->freeindex; /* of the word's objects, not fresh */
+    if (GCM_LIKELY(n >= 64)) return free;
+    uint64_t old = n > 0 ? free & (((uint64_t)1 << n) - 1) : 0;
+    return old ? old : mspan_fresh_page(s, free);
+}
+
 /* Load the cache from allocBits[word] (both caches empty), reserving its
- * free objects. The
+ * free objects: in allocCache what mspan_hand_out chooses, the rest in
+ * freedCache. The
  * cache is written before the bitmap word: a collector that stops the owner
  * in between sees the objects free either way (bit clear, or bit set and
  * cached), never allocated. */
@@ -351,18 +374,23 @@ GCM_INLINE void mspan_set_cache(mspan *s, size_t word) {
     s->freeindex = (uint16_t)(word * 64);
     s->cacheBase = s->base + (size_t)s->freeindex * s->elemsize;
     GCM_STORE(&s->cacheWord, w);
-    GCM_STORE(&s->allocCache, free);
+    uint64_t now = mspan_hand_out(s, free);
+    GCM_STORE(&s->allocCache, now);
+    GCM_STORE(&s->freedCache, free & ~now);
     GCM_STORE(w, ~(uint64_t)0);
     GCM_STORE(&s->allocCount, (uint16_t)(s->allocCount + gcm_popcount64(free)));
     mspan_unscope(s, word, free); /* new objects (the scoped ones that held the slots were freed) */
 }
 
-/* Owner, allocCache empty: the objects freed into the cached word become the
- * cache again. allocCache is written first, so the objects stay cached
- * throughout. */
-GCM_INLINE void mspan_reuse_freed(mspan *s, uint64_t f) {
-    GCM_STORE(&s->allocCache, f);
-    GCM_STORE(&s->freedCache, 0);
+/* Owner, allocCache empty: the objects freed into the cached word (f, the
+ * nonzero freedCache) become the cache again, as mspan_hand_out chooses;
+ * returns the new cache. allocCache is written first, so the objects stay
+ * cached throughout. */
+GCM_INLINE uint64_t mspan_reuse_freed(mspan *s, uint64_t f) {
+    uint64_t now = mspan_hand_out(s, f);
+    GCM_STORE(&s->allocCache, now);
+    GCM_STORE(&s->freedCache, f & ~now);
+    return now;
 }
 
 GCM_INLINE bool mspan_needs_sweep(const mspan *s) {

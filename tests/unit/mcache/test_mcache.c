@@ -1,6 +1,7 @@
 /* mcache and mcentral under 8 threads: every object handed out once, remote
  * frees merged, spans filed on the right list, thread exit returns spans. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -171,10 +172,18 @@ Test(mcache, spans_emptied_by_frees_go_back_without_a_refill) {
                   SPANS);
 }
 
+/* Allocate objects of class spc until the current span is no longer `s`;
+ * returns how many were added to p. */
+static size_t fill_until_not_current(mcache *c, unsigned spc, mspan *s, void **p, size_t n, size_t max, size_t size) {
+    while (n < max && c->alloc[spc] == s) p[n++] = malloc(size);
+    return n;
+}
+
 /* The quick refill (gcm_mcache_refill_quick): when the current span's cache
  * runs dry, the objects this thread freed into a retired span come back
- * first, by swapping that span in - not a span from the mcentral. A class
- * nothing else in the test process uses, so the first span is fresh. */
+ * first, by swapping that span in - not a span from the mcentral, nor the
+ * current span's objects never handed out (mspan_hand_out). A class nothing
+ * else in the test process uses, so the first span is fresh. */
 Test(mcache, refill_swaps_in_the_retired_span_the_thread_freed_into) {
     enum { SIZE = 6000, MAX = 256 };
     unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
@@ -188,11 +197,12 @@ Test(mcache, refill_swaps_in_the_retired_span_the_thread_freed_into) {
     cr_assert_eq(c->retired[spc][0], first, "the first span was not retired after %zu allocations", n);
     free(p[0]);
     cr_assert_eq(c->hasfree[spc], 1, "a free into retired slot 0 sets its hasfree bit");
-    while (n < MAX && (c->alloc[spc]->allocCache || c->alloc[spc]->freedCache)) p[n++] = malloc(SIZE);
-    void *q = malloc(SIZE);
-    cr_assert_eq(q, p[0], "the refill did not reuse the object freed into the retired span");
+    mspan *second = c->alloc[spc];
+    n = fill_until_not_current(c, spc, second, p, n, MAX, SIZE);
     cr_assert_eq(c->alloc[spc], first, "the retired span was not swapped in");
-    cr_assert_eq(c->hasfree[spc], 0);
+    cr_assert_eq(p[n - 1], p[0], "the refill did not reuse the object freed into the retired span");
+    cr_assert_eq(c->retired[spc][0], second, "the current span did not take the slot");
+    cr_assert_eq(c->hasfree[spc], mcache_has_frees(second) ? 1u : 0u, "the slot's hasfree bit is not the span's");
 }
 
 static void *free_it(void *p) {
@@ -253,13 +263,6 @@ Test(mcache, emptied_spans_are_kept_for_reuse_until_trim) {
     free(q);
     malloc_trim(0);
     for (int i = 0; i < N; i++) cr_assert_null(gcm_span_of((uintptr_t)p[i]), "malloc_trim left a span kept");
-}
-
-/* Allocate objects of class spc until the current span is no longer `s`;
- * returns how many were added to p. */
-static size_t fill_until_not_current(mcache *c, unsigned spc, mspan *s, void **p, size_t n, size_t max, size_t size) {
-    while (n < max && c->alloc[spc] == s) p[n++] = malloc(size);
-    return n;
 }
 
 /* The refill passes over a retired span that offers fewer than
@@ -338,4 +341,35 @@ Test(mcache, a_remote_free_into_a_retired_span_tells_the_refill) {
     cr_assert_eq(c->xhint[spc], 0);
     free(q);
     free(second);
+}
+
+/* Objects never handed out wait while a handed-out one is free
+ * (mspan_hand_out): a thread that mallocs and frees one block of a class
+ * stays in the first page of its span, and the span's other pages are not
+ * touched; a thread that keeps what it mallocs still gets every object of
+ * the span before the next span. 1400 B: 23 objects in 4 pages, a class
+ * nothing else here uses. No assertion inside the loops: Criterion's
+ * bookkeeping of each one mallocs. */
+Test(mcache, malloc_free_stays_in_the_pages_already_handed_out) {
+    enum { SIZE = 1400, MAX = 64 };
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    static void *p[MAX];
+    size_t n = 0;
+    p[n++] = malloc(SIZE);
+    mspan *s = gcm_span_of((uintptr_t)p[0]);
+    cr_assert_eq(s->npages, 4);
+    uintptr_t furthest = 0;
+    bool same_span = true;
+    for (int i = 0; i < 1000; i++) {
+        void *q = malloc(SIZE);
+        same_span &= gcm_span_of((uintptr_t)q) == s;
+        if ((uintptr_t)q - s->base > furthest) furthest = (uintptr_t)q - s->base;
+        free(q);
+    }
+    cr_assert(same_span, "malloc+free left the first span");
+    cr_assert_lt(furthest, GCM_PAGE_SIZE, "malloc+free went on to offset %zu", (size_t)furthest);
+    n = fill_until_not_current(gcm_tls_mcache, spc, s, p, n, MAX, SIZE);
+    cr_assert_eq(s->allocCount, s->nelems, "%u of %u objects allocated", s->allocCount, s->nelems);
+    cr_assert_eq(mspan_cached(s), 0, "objects left waiting in the caches of a span used up");
+    for (size_t i = 0; i < n; i++) free(p[i]);
 }
