@@ -51,6 +51,7 @@ uint64_t mspan_fresh_page(mspan *s, uint64_t free) {
     uint64_t first = s->freeindex + gcm_ctz64_nonzero(free);
     uint64_t last_byte = (first * s->elemsize) | (GCM_PAGE_SIZE - 1); /* of the page, from base */
     uint64_t end = ((last_byte * s->divmul) >> 32) + 1;               /* objects starting up to it */
+    if (end < first + MSPAN_FRESH_MIN) end = first + MSPAN_FRESH_MIN;
     if (end > s->nelems) end = s->nelems;
     s->fresh = (uint16_t)end;
     end -= s->freeindex;
