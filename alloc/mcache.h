@@ -5,14 +5,15 @@
  * any lock or atomic read-modify-write (mspan_alloc_fast), and frees into
  * them the same way. Per span class the mcache holds the current span and up
  * to gcm_class_retired[class] retired ones (mcache_retired_slots): spans it
- * used up and still owns, so that the thread's own frees into them stay
- * local (a ring or stack of live objects spans several spans). When the current span's cache runs dry the refill
- * looks for free objects inside the current span, in the retired spans that
- * had local frees (hasfree: one bit per retired slot, set by free) and in
- * those with remote frees, and takes the first span that offers at least
- * mcache_refill_want objects. When none does, a new span from the mcentral
- * is worth more than a few objects (see mcache_refill_want) while a retired
- * slot is free; once all are taken, the first span with any.
+ * used up and still owns, so that the thread's own frees into them stay local
+ * (a ring or stack of live objects spans several spans). When the current
+ * span's cache runs dry the refill looks for free objects inside the current
+ * span, in the retired spans that had local frees (hasfree: one bit per
+ * retired slot, set by free) and in those with remote frees, and takes the
+ * first span that offers at least mcache_refill_want objects. When none does,
+ * a new span from the mcentral is worth more than a few objects (see
+ * mcache_refill_want) while a retired slot is free; once all are taken, the
+ * first span with any.
  * Taking a span from the mcentral retires the current one, and returns the
  * oldest retired one when all slots are taken, in the same trip to the
  * mcentral's lock (mcentral_exchange).
@@ -79,8 +80,8 @@ typedef struct mcache {
      * retires a span with remote frees). The refill scans the retired spans
      * for remote frees only then: a thread that is the only one to free its
      * objects (a queue of 4 KiB blocks, two to a one-page span, refilled
-     * every second malloc) paid ~230 instructions per refill loading 32 spans' xfree
-     * words for nothing. The bytes live after the retired slots, away from
+     * every second malloc) paid ~230 instructions per refill loading 32
+     * spans' xfree words for nothing. The bytes live after the retired slots, away from
      * what the fast path reads and outside what mheap.cachealloc clears with
      * plain stores when it hands the memory out again: a free that read its
      * span's holder just before that holder's thread exited may still write

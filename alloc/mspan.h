@@ -71,7 +71,8 @@ typedef struct mspan {
     struct mcache *owner; /* relaxed; changes under mcentral.lock */
     /* Owner's (see the header comment). */
     uint64_t allocCache;  /* reserved free objects of allocBits[freeindex / 64] */
-    uint64_t freedCache;  /* reserved too: objects of that word the owner freed since */
+    uint64_t freedCache;  /* reserved too: objects of that word the owner freed since, and
+                           * fresh ones not handed out yet (mspan_hand_out) */
     uint32_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
     uint32_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
     uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
@@ -355,9 +356,10 @@ GCM_NOINLINE uint64_t mspan_fresh_page(mspan *s, uint64_t free);
  * now; the rest wait in freedCache. Objects from s->fresh on were never
  * handed out since the span was set up, so their pages may be untouched:
  * while an object before the mark is free, those go first, and the fresh
- * ones come a page at a time. A thread that mallocs and frees one block of
- * a class (malloc takes the lowest object) then stays in the first page of
- * a span of 32 objects instead of touching all four. Once the whole span has
+ * ones come a page (at least MSPAN_FRESH_MIN) at a time. A thread that
+ * mallocs and frees one block of a class (malloc takes the lowest object)
+ * then stays in the first page or two of a 4-page span of 32 objects
+ * instead of touching all four. Once the whole span has
  * been handed out, this is one compare. (Splitting at pages whether fresh
  * or not cost larson-1 18 % more instructions: a refill per page.) */
 GCM_INLINE uint64_t mspan_hand_out(mspan *s, uint64_t free) {
