@@ -11,6 +11,18 @@
  * stores and read with relaxed atomic loads (GCM_LOAD / GCM_STORE). On x86-64
  * these compile to plain moves; they exist so that the sanitizers and the
  * compiler see the sharing that the design intends.
+ *
+ * Read-modify-writes that other threads may race with (the remote-free
+ * list, a span's xfree state, a large object's alloc bit) go through
+ * gcm_xchg and gcm_cas. In a single-threaded process they are a relaxed load
+ * and store instead of a lock-prefixed instruction, as glibc's manual
+ * suggests for __libc_single_threaded (which pthread_create and thrd_create
+ * clear before the second thread runs, so the state is consistent when it
+ * starts). The lock prefix costs ~20 cycles uncontended, and a
+ * single-threaded program frees into spans its mcache gave back by that
+ * path for every object (fifo/512: 13.8 -> 11.5 ns per malloc+free). A
+ * thread made with a raw clone() leaves the flag set: glibc's own
+ * single-thread shortcuts (stdio locking) are wrong then too.
  */
 #ifndef GCM_COMMON_H
 #define GCM_COMMON_H
@@ -18,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/single_threaded.h>
 
 #define GCM_HIDDEN __attribute__((visibility("hidden")))
 #define GCM_EXPORT __attribute__((visibility("default")))
@@ -50,6 +63,30 @@
 #define GCM_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define GCM_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define GCM_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* Exchange: returns the old value (acquire-release; see the header comment). */
+GCM_INLINE uintptr_t gcm_xchg(uintptr_t *p, uintptr_t v) {
+    if (__libc_single_threaded) {
+        uintptr_t old = GCM_LOAD(p);
+        GCM_STORE(p, v);
+        return old;
+    }
+    return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
+/* Compare-and-swap, strong, sequentially consistent: *p = v if *p == *expect,
+ * else *expect = *p (see the header comment). */
+GCM_INLINE bool gcm_cas(uintptr_t *p, uintptr_t *expect, uintptr_t v) {
+    if (__libc_single_threaded) {
+        uintptr_t cur = GCM_LOAD(p);
+        if (cur != *expect) {
+            *expect = cur;
+            return false;
+        }
+        GCM_STORE(p, v);
+        return true;
+    }
+    return __atomic_compare_exchange_n(p, expect, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
 
 static inline size_t gcm_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool gcm_is_pow2(size_t x) { return x && !(x & (x - 1)); }

@@ -116,10 +116,9 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees
          * of the same object cannot both return its pages. */
-        uint64_t all = ~(uint64_t)0;
-        if (!__atomic_compare_exchange_n(&s->allocBits[0], &all, ~(uint64_t)1, false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_RELAXED))
-            gcm_fatal_ptr(fn, "double free", p, "");
+        uintptr_t all = ~(uintptr_t)0;
+        _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "an allocBits word is a uintptr_t");
+        if (!gcm_cas((uintptr_t *)&s->allocBits[0], &all, ~(uintptr_t)1)) gcm_fatal_ptr(fn, "double free", p, "");
         if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
         return;
     }

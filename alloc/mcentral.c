@@ -51,7 +51,7 @@ static void drain_pending(mcentral *c) {
     mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
     while (s) {
         mspan *next = s->pending_next;
-        uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQ_REL);
+        uintptr_t x = gcm_xchg(&s->xfree, XFREE_NOTIFY);
         mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
         file_span(c, s);
         s = next;
@@ -82,9 +82,7 @@ static mspan *take_from(mcentral *c, spanList *l, mcache *owner) {
     for (mspan *s = l->first; s; s = s->next) {
         uintptr_t expect = XFREE_NOTIFY;
         /* A span announced meanwhile stays for the next drain. */
-        if (!__atomic_compare_exchange_n(&s->xfree, &expect, XFREE_OWNED, false, __ATOMIC_ACQUIRE,
-                                         __ATOMIC_RELAXED))
-            continue;
+        if (!gcm_cas(&s->xfree, &expect, XFREE_OWNED)) continue;
         list_remove(c, s);
         GCM_STORE(&s->owner, owner);
         return s;
@@ -97,7 +95,7 @@ static mspan *take_from(mcentral *c, spanList *l, mcache *owner) {
  * remote free announces the span, and the drain (which needs this lock)
  * finds it filed. Lock held. */
 static void file_returned(mcentral *c, mspan *s) {
-    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_NOTIFY, __ATOMIC_ACQ_REL);
+    uintptr_t x = gcm_xchg(&s->xfree, XFREE_NOTIFY);
     GCM_STORE(&s->owner, NULL);
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
     file_span(c, s);

@@ -104,7 +104,7 @@ int mspan_free_remote(mspan *s, void *p, const char *fn) {
         *(uintptr_t *)p = old & ~(uintptr_t)XFREE_STATE;
         uintptr_t st = old & XFREE_STATE;
         nw = (uintptr_t)p | (st == XFREE_NOTIFY ? XFREE_NOTIFIED : st);
-    } while (!__atomic_compare_exchange_n(&s->xfree, &old, nw, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    } while (!gcm_cas(&s->xfree, &old, nw));
     gcm_vg_quiet(false);
     /* Sequentially consistent for mcache_note_remote; acquire-release for
      * this: the push that announces the span writes its
@@ -128,7 +128,7 @@ void mspan_merge_remote(mspan *s, uintptr_t list) {
 }
 
 void mspan_take_remote(mspan *s) {
-    uintptr_t x = __atomic_exchange_n(&s->xfree, XFREE_OWNED, __ATOMIC_ACQUIRE);
+    uintptr_t x = gcm_xchg(&s->xfree, XFREE_OWNED);
     mspan_merge_remote(s, x & ~(uintptr_t)XFREE_STATE);
 }
 

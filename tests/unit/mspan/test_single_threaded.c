@@ -1,0 +1,89 @@
+/*
+ * test_single_threaded.c - gcm_xchg and gcm_cas (alloc/common.h), and the
+ * remote-free path built on them, in a single-threaded process and again
+ * once a second thread has been created.
+ *
+ * In a single-threaded process the two are a relaxed load and store; glibc
+ * clears __libc_single_threaded before a second thread runs, and from then on
+ * they are the lock-prefixed instructions. Both ways must give the same
+ * results: the compare-and-swap reports the value it found, the exchange the
+ * one it replaced, and every object freed through the remote path is merged
+ * back exactly once.
+ *
+ * Criterion's test processes are forks of a multi-threaded runner, where the
+ * flag stays clear, so the scenario runs in this program executed afresh
+ * (GCM_SINGLE_CHILD set: a constructor runs it before Criterion starts and
+ * exits with its result).
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/single_threaded.h>
+
+#include "alloc/mcache.h"
+#include "alloc/mheap.h"
+#include "alloc/sizeclass.h"
+#include "testutil.h"
+
+static void check_primitives(void) {
+    uintptr_t v = 5, expect = 4;
+    CHILD_CHECK(!gcm_cas(&v, &expect, 9), 70, "a compare-and-swap against the wrong value succeeded");
+    CHILD_CHECK(expect == 5 && v == 5, 71, "a failed compare-and-swap did not report the value found");
+    CHILD_CHECK(gcm_cas(&v, &expect, 9) && v == 9, 72, "a compare-and-swap against the right value failed");
+    CHILD_CHECK(gcm_xchg(&v, 3) == 9 && v == 3, 73, "the exchange did not return the old value");
+}
+
+static size_t free_pages(void) {
+    gcm_lock_acquire(&gcm_heap.lock);
+    size_t n = gcm_heap.pages.free_pages;
+    gcm_lock_release(&gcm_heap.lock);
+    return n;
+}
+
+/* Objects of one-page spans, allocated, their spans given back to the
+ * mcentral (so that every free takes the remote path: a push on xfree, an
+ * announcement per span, the drain's exchange), freed, and merged: each
+ * span must be found empty - back in the heap, or kept empty by its mcentral
+ * (up to empty_max) - which it is only if no push was lost (a push merged
+ * twice aborts as a double free). */
+static void remote_round(const char *when) {
+    enum { SIZE = 256, SPANS = 64, PER_SPAN = GCM_PAGE_SIZE / SIZE, N = SPANS * PER_SPAN };
+    static void *p[N];
+    CHILD_CHECK(gcm_class_npages[gcm_size_class(SIZE)] == 1, 74, "256 B spans are not one page");
+    for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
+    gcm_mcache_flush(gcm_tls_mcache);
+    size_t before = free_pages();
+    for (int i = 0; i < N; i++) free(p[i]);
+    gcm_mheap_flush_pending();
+    for (int i = 0; i < N; i++) {
+        mspan *s = gcm_span_of((uintptr_t)p[i]);
+        CHILD_CHECK(!s || s->allocCount == 0, 75, "%s: object %d's span holds %u objects", when, i,
+                    s ? s->allocCount : 0);
+    }
+    size_t back = free_pages() - before, kept = gcm_heap.central[gcm_span_class(gcm_size_class(SIZE), false)].empty_max;
+    CHILD_CHECK(back + kept >= SPANS, 76, "%s: %zu of %d emptied spans went back to the heap", when, back, SPANS);
+}
+
+static void *nothing(void *arg) { return arg; }
+
+__attribute__((constructor)) static void single_child(void) {
+    if (!getenv("GCM_SINGLE_CHILD")) return;
+    CHILD_CHECK(__libc_single_threaded, 77, "a fresh process is not marked single-threaded");
+    check_primitives();
+    remote_round("single-threaded");
+    pthread_t t;
+    CHILD_CHECK(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0, 78, "pthread_create");
+    CHILD_CHECK(!__libc_single_threaded, 79, "a second thread left the process marked single-threaded");
+    check_primitives();
+    remote_round("after a second thread");
+    _exit(0);
+}
+
+Test(single_threaded, both_ways_give_the_same_results) {
+    const char *argv[] = {"/proc/self/exe", NULL};
+    const char *env[] = {"GCM_SINGLE_CHILD=1", NULL};
+    struct run_result r;
+    cr_assert_eq(run_cmd(argv, NULL, env, NULL, 60, &r), 0, "the child timed out");
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "child: status %#x, %s", r.status, r.err);
+    run_result_free(&r);
+}
