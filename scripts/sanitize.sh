@@ -38,9 +38,12 @@ for kind in $kinds; do
     # which the collector cannot scan, so it never collects); and two test
     # cases: one measures RSS, which TSan's shadow memory inflates, and the
     # longest stress case, whose code paths the shorter stress cases run too.
+    # And the single-threaded test: it re-executes itself to be a
+    # single-threaded process, which TSan's own threads prevent (and its
+    # fork from the runner overflows the deadlock detector, as above).
     # Why the malloc family is renamed under TSan: cmake/sanitize.cmake.
     thread) b=$DIR/build-tsan
-            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads stress_test_gc_stw stress_test_gc_remote_frees"
+            skip="unit_pagealloc_test_pagealloc fuzz_test_replay_pagealloc stress_test_fork_storm stress_test_gc_threads stress_test_gc_stw stress_test_gc_remote_frees unit_mspan_test_single_threaded"
             skip_cases="mheap::freeing_a_large_heap_returns_memory_to_the_os,stress::eight_threads_mixed" ;;
     *) echo "sanitize.sh: unknown sanitizer $kind (undefined or thread)" >&2; exit 2 ;;
   esac
