@@ -20,7 +20,7 @@
  * clear before the second thread runs, so the state is consistent when it
  * starts). The lock prefix costs ~20 cycles uncontended, and a
  * single-threaded program frees into spans its mcache gave back by that
- * path for every object (fifo/512: 13.8 -> 11.5 ns per malloc+free). A
+ * path for every object (fifo/512: 12.8 -> 11.9 ns per malloc+free). A
  * thread made with a raw clone() leaves the flag set: glibc's own
  * single-thread shortcuts (stdio locking) are wrong then too.
  */
