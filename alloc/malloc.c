@@ -123,9 +123,9 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         return;
     }
     mcache *own = gcm_tls_own;
-    if (own && GCM_LOAD(&s->owner) == own) { /* our own span, while detoured (see mcache.h) */
+    if (own && GCM_LOAD(&s->owner) == own) { /* a retired span of ours, or any while detoured (mcache.h) */
         mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)p), fn);
-        *s->hasfree |= s->slotbit;
+        mcache_note_free(own, s);
         return;
     }
     /* Read before the push: once p is on the list, s may be emptied and

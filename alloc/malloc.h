@@ -88,10 +88,7 @@ GCM_INLINE void gcm_dealloc(void *p, const char *fn) {
         return;
     }
     mcache *c = gcm_tls_mcache;
-    if (GCM_LIKELY(GCM_LOAD(&s->owner) == c)) {
-        /* A retired span: tell the refill. First, so that the free itself
-         * ends the path (and a double free's report is a jump). */
-        *s->hasfree |= s->slotbit;
+    if (GCM_LIKELY(GCM_LOAD(&s->fastowner) == c)) {
         mspan_free_owned(s, idx, fn);
         return;
     }

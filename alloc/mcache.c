@@ -46,7 +46,7 @@ mcache *gcm_mcache_create(void) {
 /* s leaves the mcache's slots: frees into it tell no slot from now on. */
 static void detach(mspan *s) {
     s->slotbit = 0;
-    s->hasfree = &gcm_hasfree_sink;
+    GCM_STORE(&s->fastowner, NULL);
 }
 
 static void give_back(unsigned spc, mspan *s) {
@@ -164,7 +164,7 @@ void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
             s = mcache_swap_in(c, spc, k);
             goto refill;
         }
-        if (n == 0) c->hasfree[spc] &= ~(1u << k);
+        if (n == 0) mcache_looked_at(c, spc, k);
     }
     /* Spans with remote frees: only when a remote free has said so since
      * the last look (mcache.xhint). The fence orders the exchange before the

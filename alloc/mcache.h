@@ -53,7 +53,6 @@ typedef struct mcache {
     uint32_t occupied[GCM_NUM_SPAN_CLASSES]; /* retired slots holding a span: bit k iff retired[.][k] */
     uint8_t evict[GCM_NUM_SPAN_CLASSES];    /* next retired slot to give back when all are taken */
     uint8_t seek[GCM_NUM_SPAN_CLASSES];     /* the quick refill looks for hasfree slots from here on */
-    uint32_t hasfree_sink; /* where frees into a current span write (a per-thread line, never shared) */
     uint32_t sweep_seen;   /* the last gcm_heap.gc_sweep_epoch this mcache swept for */
     size_t alloc_bytes;    /* pacing: bytes loaded into caches, not yet added to gc_alloc_since */
     /* Owned, used up; NULL = free slot. The slots live outside the struct
@@ -141,11 +140,11 @@ GCM_INLINE uint32_t mcache_all_retired(unsigned spc) {
     return ~(uint32_t)0 >> (32 - mcache_retired_slots(spc));
 }
 
-/* s becomes current: frees into it need tell nobody, and write their zero
- * bit into this thread's own sink (a shared one would bounce between cores). */
+/* s becomes current: frees into it need tell nobody (free's fast path
+ * tests fastowner alone). */
 GCM_INLINE void mcache_make_current(mcache *c, unsigned spc, mspan *s) {
     s->slotbit = 0;
-    s->hasfree = &c->hasfree_sink;
+    GCM_STORE(&s->fastowner, c);
     c->alloc[spc] = s;
 }
 
@@ -156,8 +155,26 @@ GCM_INLINE void mcache_make_retired(mcache *c, unsigned spc, unsigned k, mspan *
     c->retired[spc][k] = s;
     c->occupied[spc] |= 1u << k;
     s->slotbit = (1u << k);
-    s->hasfree = &c->hasfree[spc];
+    GCM_STORE(&s->fastowner, NULL); /* the next free tells the refill (mcache_note_free) */
     if (mspan_has_remote(s)) __atomic_store_n(&c->xhint[spc], 1, __ATOMIC_SEQ_CST);
+}
+
+/* The owner c freed an object into its span s, off free's fast path: a
+ * retired span's hasfree bit is set, and its later frees take the fast path
+ * (fastowner) until the refill has looked at it and cleared the bit
+ * (mcache_looked_at). So the fast path writes nothing but the free itself:
+ * marking the slot there cost every free 3 instructions and a store. */
+GCM_INLINE void mcache_note_free(mcache *c, mspan *s) {
+    if (!s->slotbit) return; /* current: fastowner is c already, or c is detoured */
+    c->hasfree[s->spanclass] |= s->slotbit;
+    GCM_STORE(&s->fastowner, c);
+}
+
+/* The refill found no free object in retired slot k: its hasfree bit is
+ * cleared, and the next free into it takes the slow path to set it again. */
+GCM_INLINE void mcache_looked_at(mcache *c, unsigned spc, unsigned k) {
+    c->hasfree[spc] &= ~(1u << k);
+    GCM_STORE(&c->retired[spc][k]->fastowner, NULL);
 }
 
 /* Retired slot k is empty again. */

@@ -9,7 +9,6 @@
 #include <string.h>
 
 mspan gcm_empty_span; /* allocCache == 0, owner == NULL: never allocates */
-uint32_t gcm_hasfree_sink; /* the hasfree target of spans no mcache holds (never written) */
 uint64_t gcm_sweep_freed_objects, gcm_sweep_freed_bytes; /* atomic: totals for statistics */
 bool gcm_cpu_popcnt;
 bool gcm_sweep_barred;
@@ -44,6 +43,7 @@ void mspan_init_small(mspan *s, unsigned spanclass) {
     s->cacheWord = &s->allocBits[0];
     s->freeindex = 0;
     s->fresh = 0; /* every object: the pages may be untouched */
+    s->fastowner = NULL;
     s->cacheBase = s->base;
 }
 

@@ -73,7 +73,11 @@ typedef struct mspan {
     uint64_t allocCache;  /* reserved free objects of allocBits[freeindex / 64] */
     uint64_t freedCache;  /* reserved too: objects of that word the owner freed since, and
                            * fresh ones not handed out yet (mspan_hand_out) */
-    uint32_t *hasfree;    /* &owner->hasfree[spanclass] while retired, else a sink */
+    /* Relaxed; what free's fast path compares with the thread's mcache: the
+     * owner for its current span and for retired spans whose hasfree bit is
+     * set (mcache_note_free), NULL otherwise - never a mcache that does not
+     * own the span. */
+    struct mcache *fastowner;
     uint32_t slotbit;     /* the owner's retired slot (mcache.hasfree bit); 0 if current */
     uint16_t freeindex;   /* first object of the cached word (a multiple of 64) */
     uint16_t allocCount;  /* allocated + reserved objects; relaxed reads by others */
@@ -125,7 +129,6 @@ _Static_assert(__builtin_offsetof(mspan, cacheBase) == 64, "free's fields fill c
 /* A span with no free objects that belongs to nobody: every slot of an
  * unused mcache points here, so the fast path needs no NULL check. */
 extern mspan gcm_empty_span;
-extern uint32_t gcm_hasfree_sink;
 
 /* A large span: one object of its own (span class 0, or 1 when noscan). */
 GCM_INLINE bool mspan_is_large(const mspan *s) { return s->spanclass <= 1; }

@@ -375,3 +375,41 @@ Test(mcache, malloc_free_stays_in_the_pages_already_handed_out) {
     cr_assert_eq(mspan_cached(s), 0, "objects left waiting in the caches of a span used up");
     for (size_t i = 0; i < n; i++) free(p[i]);
 }
+
+/* free's fast path trusts mspan.fastowner alone: it must equal this thread's
+ * mcache only for the current span of a class and for retired spans whose
+ * hasfree bit is set (a free into any other retired span takes the slow path,
+ * which sets the bit), and never for a span the mcache does not own. Checked
+ * over every span holding a live object after a random churn of sizes up to
+ * 4 KiB, which retires, swaps in, looks at and gives back spans. */
+Test(mcache, fastowner_only_where_a_free_needs_no_note) {
+    enum { CHURN_LIVE = 3000, CHURN_STEPS = 200000 };
+    static void *live[CHURN_LIVE];
+    unsigned r = 12345;
+    for (int i = 0; i < CHURN_STEPS; i++) {
+        r = r * 1103515245u + 12345u;
+        int k = (r >> 8) % CHURN_LIVE;
+        free(live[k]);
+        live[k] = malloc(16 + (r >> 12) % 4080);
+    }
+    mcache *c = gcm_tls_mcache;
+    size_t bad = 0, fast = 0, first = CHURN_LIVE;
+    for (int i = 0; i < CHURN_LIVE; i++) {
+        mspan *s = gcm_span_of((uintptr_t)live[i]);
+        if (!s || GCM_LOAD(&s->fastowner) != c) continue;
+        fast++;
+        unsigned spc = s->spanclass;
+        bool current = c->alloc[spc] == s, retired_noted = false;
+        for (unsigned k = 0; k < MCACHE_RETIRED; k++)
+            if (c->retired[spc][k] == s) retired_noted = (c->hasfree[spc] >> k) & 1;
+        if (s->owner != c || !(current || retired_noted)) {
+            bad++;
+            if (first == CHURN_LIVE) first = (size_t)i;
+        }
+    }
+    cr_assert_eq(bad, 0, "%zu of %zu live objects lie in spans marked fast for this thread that are not its current "
+                 "or noted retired ones "
+                 "(first: object %zu)", bad, fast, first);
+    cr_assert_gt(fast, 0, "no span marked fast: the check saw nothing");
+    for (int i = 0; i < CHURN_LIVE; i++) free(live[i]);
+}
