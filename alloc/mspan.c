@@ -64,6 +64,7 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     s->divmul = 0; /* index is always 0 */
     s->divlimit = UINT32_MAX;
     s->nelems = 1;
+    s->fastowner = NULL; /* no mcache frees a large object on its fast path */
     s->sweep_gen = s->swept_gen = 0;
     s->reqsizes = s->stackids = NULL;
     s->xfree = XFREE_OWNED;
