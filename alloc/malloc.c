@@ -116,9 +116,8 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
         if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
         /* Large: the one alloc bit decides who frees it, so two racing frees
          * of the same object cannot both return its pages. */
-        uintptr_t all = ~(uintptr_t)0;
-        _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "an allocBits word is a uintptr_t");
-        if (!gcm_cas((uintptr_t *)&s->allocBits[0], &all, ~(uintptr_t)1)) gcm_fatal_ptr(fn, "double free", p, "");
+        uint64_t all = ~(uint64_t)0; /* uint64_t is uintptr_t on x86-64 Linux: gcm_cas takes it as it is */
+        if (!gcm_cas(&s->allocBits[0], &all, ~(uint64_t)1)) gcm_fatal_ptr(fn, "double free", p, "");
         if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
         return;
     }

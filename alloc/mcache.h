@@ -80,11 +80,12 @@ typedef struct mcache {
      * for remote frees only then: a thread that is the only one to free its
      * objects (a queue of 4 KiB blocks, two to a one-page span, refilled
      * every second malloc) paid ~230 instructions per refill loading 32
-     * spans' xfree words for nothing. The bytes live after the retired slots, away from
-     * what the fast path reads and outside what mheap.cachealloc clears with
-     * plain stores when it hands the memory out again: a free that read its
-     * span's holder just before that holder's thread exited may still write
-     * here (a stray hint costs one needless scan). */
+     * spans' xfree words for nothing. The bytes live after the retired
+     * slots, away from what the fast path reads and outside what
+     * mheap.cachealloc clears with plain stores when it hands the memory out
+     * again: a free that read its span's holder just before that holder's
+     * thread exited may still write here (a stray hint costs one needless
+     * scan). */
     uint8_t *xhint;
 } mcache;
 

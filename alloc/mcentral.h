@@ -29,9 +29,9 @@
  * giving each back to the mheap and taking it again cost a page-allocator
  * search, two summary updates and a span's set-up every time (fifo/4096, two
  * to a span: 141 ns per malloc+free against tcmalloc's 5). A span that would
- * exceed the bound goes back to the mheap; malloc_trim returns them all (mcentral_release_empty). They are
- * what an idle program keeps beyond the scavenger's floor, so the bound is
- * small.
+ * exceed the bound goes back to the mheap; malloc_trim returns them all
+ * (mcentral_release_empty). They are what an idle program keeps beyond the
+ * scavenger's floor, so the bound is small.
  *
  * Invariants (lock held):
  *  - a span on partial/full has owner == NULL and xfree state NOTIFY or
