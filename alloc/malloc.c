@@ -131,7 +131,9 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
      * freed (an announced span may not: it waits for the drain). */
     mcache *holder = GCM_LOAD(&s->owner);
     unsigned spc = s->spanclass;
-    int pushed = mspan_free_remote(s, p, fn);
+    int pushed = __libc_single_threaded && !holder && !mspan_needs_sweep(s)
+                     ? mspan_free_alone(s, mspan_obj_index(s, (uintptr_t)p), fn)
+                     : mspan_free_remote(s, p, fn);
     if (pushed == XPUSH_ANNOUNCE) mcentral_notify(&gcm_heap.central[spc], s);
     else if (pushed == XPUSH_FIRST) mcache_note_remote(holder, spc);
 }

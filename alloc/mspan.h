@@ -326,6 +326,16 @@ void mspan_reuse_large(mspan *s, size_t reqsize);
 enum { XPUSH_ANNOUNCE = 1, XPUSH_FIRST = 2 };
 int mspan_free_remote(mspan *s, void *p, const char *fn);
 
+/* Free object idx of s, which its mcentral holds (owner NULL, xfree state
+ * NOTIFY or NOTIFIED, no garbage to sweep), in a single-threaded process:
+ * straight into allocBits, as the drain would, with no list push and no
+ * merge later. Only one thread exists, and it is not inside the mcentral
+ * (nothing there frees), so nobody else reads or writes s meanwhile: the
+ * ownership rule's lock is not needed. The first such free since the
+ * mcentral last looked still announces s (returns XPUSH_ANNOUNCE), so that
+ * the drain moves it from full to partial, or to the mheap once empty. */
+int mspan_free_alone(mspan *s, size_t idx, const char *fn);
+
 /* Merge a remote-free list (already detached from xfree) into allocBits.
  * Same ownership rule as mspan_free_local. */
 void mspan_merge_remote(mspan *s, uintptr_t list);

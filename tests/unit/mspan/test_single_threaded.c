@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/single_threaded.h>
 
 #include "alloc/mcache.h"
@@ -34,18 +35,29 @@ static void check_primitives(void) {
 }
 
 /* Objects of one-page spans, allocated, their spans given back to the
- * mcentral (so that every free takes the remote path: a push on xfree, an
- * announcement per span, the drain's exchange), freed, and merged: each
- * span must be found empty - back in the heap, or kept empty by its mcentral
- * (up to empty_max) - which it is only if no push was lost (a push merged
- * twice aborts as a double free). */
-static void remote_round(const char *when) {
+ * mcentral, freed, and merged. With a second thread every free takes the
+ * remote path (a push on xfree, an announcement per span, the drain's
+ * exchange); a single thread frees straight into the bitmap
+ * (mspan_free_alone) and announces each span once, so no list is left to
+ * merge. Either way each span must be found empty - back in the heap, or
+ * kept empty by its mcentral (up to empty_max) - which it is only if no free
+ * was lost (a push merged twice aborts as a double free). */
+static void remote_round(const char *when, bool alone) {
     enum { SIZE = 256, SPANS = 64, PER_SPAN = GCM_PAGE_SIZE / SIZE, N = SPANS * PER_SPAN };
     static void *p[N];
     CHILD_CHECK(gcm_class_npages[gcm_size_class(SIZE)] == 1, 74, "256 B spans are not one page");
     for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
     gcm_mcache_flush(gcm_tls_mcache);
     for (int i = 0; i < N; i++) free(p[i]);
+    /* The last span was announced (and drained) at its first free: its
+     * other objects wait on its list unless they went straight in. */
+    size_t listed = 0;
+    for (int i = 0; i < N; i += PER_SPAN) {
+        mspan *s = gcm_span_of((uintptr_t)p[i]); /* NULL: emptied and returned to the heap */
+        listed += s && mspan_has_remote(s);
+    }
+    CHILD_CHECK(alone ? listed == 0 : listed > 0, 80, "%s: %zu of %d spans hold remote-free lists", when, listed,
+                SPANS);
     gcm_mheap_flush_pending();
     size_t kept = 0, kept_max = gcm_heap.central[gcm_span_class(gcm_size_class(SIZE), false)].empty_max;
     static mspan *seen[N];
@@ -63,16 +75,34 @@ static void remote_round(const char *when) {
 
 static void *nothing(void *arg) { return arg; }
 
+/* A double free into a span the mcentral holds, by the only thread: the
+ * bitmap free (mspan_free_alone) must catch it at the second free, with no
+ * merge to catch it later. Writes the pointer on stdout, then aborts. */
+static void double_free_alone(void) {
+    enum { SIZE = 256, N = 2 * GCM_PAGE_SIZE / SIZE };
+    static void *p[N];
+    CHILD_CHECK(__libc_single_threaded, 81, "a fresh process is not marked single-threaded");
+    for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
+    gcm_mcache_flush(gcm_tls_mcache);
+    free(p[1]); /* the span stays partial: p[0]'s free finds it in the mcentral */
+    dprintf(1, "%p\n", p[0]);
+    free(p[0]);
+    free(p[0]);
+    _exit(0);
+}
+
 __attribute__((constructor)) static void single_child(void) {
-    if (!getenv("GCM_SINGLE_CHILD")) return;
+    const char *mode = getenv("GCM_SINGLE_CHILD");
+    if (!mode) return;
+    if (strcmp(mode, "double") == 0) double_free_alone();
     CHILD_CHECK(__libc_single_threaded, 77, "a fresh process is not marked single-threaded");
     check_primitives();
-    remote_round("single-threaded");
+    remote_round("single-threaded", true);
     pthread_t t;
     CHILD_CHECK(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0, 78, "pthread_create");
     CHILD_CHECK(!__libc_single_threaded, 79, "a second thread left the process marked single-threaded");
     check_primitives();
-    remote_round("after a second thread");
+    remote_round("after a second thread", false);
     _exit(0);
 }
 
@@ -82,5 +112,18 @@ Test(single_threaded, both_ways_give_the_same_results) {
     struct run_result r;
     cr_assert_eq(run_cmd(argv, NULL, env, NULL, 60, &r), 0, "the child timed out");
     cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "child: status %#x, %s", r.status, r.err);
+    run_result_free(&r);
+}
+
+Test(single_threaded, a_double_free_into_a_span_given_back_aborts) {
+    const char *argv[] = {"/proc/self/exe", NULL};
+    const char *env[] = {"GCM_SINGLE_CHILD=double", NULL};
+    struct run_result r;
+    cr_assert_eq(run_cmd(argv, NULL, env, NULL, 60, &r), 0, "the child timed out");
+    char ptr[32];
+    cr_assert(sscanf(r.out, "%31s", ptr) == 1, "the child wrote no pointer; stderr: %s", r.err);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "child: status %#x, stderr: %s", r.status,
+              r.err);
+    cr_assert(strstr(r.err, "double free") && strstr(r.err, ptr), "stderr: %s (pointer %s)", r.err, ptr);
     run_result_free(&r);
 }
