@@ -41,52 +41,27 @@
 #include "lstash.h"
 #include "mheap.h"
 
-#define LSTASH_MAX_PAGES (4 * LCACHE_MAX_PAGES) /* 512 KiB */
 #define LSTASH_BATCH 8
 
-/* lstash_n = n, with the stores around it kept on their side (x86 makes
- * them visible in program order: see the file comment on fork). */
-static void set_count(mcache *c, unsigned n) {
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    GCM_STORE(&c->lstash_n, (uint8_t)n);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
-
-/* The object of free large span s, allocated. */
-static void *hand_out(mspan *s, size_t size, size_t npages) {
-    /* The object's address is in a register before its alloc bit is set:
-     * a collection that stops the thread in between finds it there (as
-     * gcm_mheap_alloc_large). */
-    void *p = (void *)s->base;
-    __asm__ volatile("" : "+r"(p)::"memory");
-    s->needzero = 1; /* the pages hold the last object's data */
-    mspan_reuse_large(s, size);
-    if (GCM_UNLIKELY(GCM_LOAD(&gcm_heap.gc_pacing))) gcm_mheap_note_alloc(npages << GCM_PAGE_SHIFT);
-    return p;
-}
-
 /* The object of the span in slot k of the n stashed, which leaves the stash
- * (the slots above it move down, hidden meanwhile). Inline: for the newest
- * (k = n - 1) no slot moves. */
-GCM_INLINE void *take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_t npages) {
+ * (the slots above it move down, hidden meanwhile). */
+static void *take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_t npages) {
     mspan *s = c->lstash[k];
-    if (k + 1 < n) {
-        set_count(c, k);
-        for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
-    }
-    set_count(c, n - 1);
+    gcm_lstash_set_count(c, k);
+    for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
+    gcm_lstash_set_count(c, n - 1);
     c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-    return hand_out(s, size, npages);
+    return gcm_lstash_hand_out(s, size, npages);
 }
 
 /* The newest stashed span is not of that length and class: the others,
  * newest first, then a batch from the large-span cache, as much as the
  * stash has room for besides the one handed out (peeked at without the
  * lock: when the cache has none, the caller's trip to the mheap is the only
- * one). Apart from the common case, whose frame it would widen. */
-static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclass, size_t size) {
+ * one). */
+void *gcm_lstash_take_other(mcache *c, size_t npages, unsigned spanclass, size_t size) {
     unsigned n = c->lstash_n;
-    for (unsigned k = n; k-- > 0;)
+    for (unsigned k = n - (n > 0); k-- > 0;) /* the newest was looked at */
         if (c->lstash[k]->npages == npages && c->lstash[k]->spanclass == spanclass)
             return take_slot(c, k, n, size, npages);
     if (!GCM_LOAD(&gcm_heap.lcache[npages])) return NULL;
@@ -97,18 +72,9 @@ static GCM_NOINLINE void *take_other(mcache *c, size_t npages, unsigned spanclas
     size_t m = gcm_mheap_lcache_take(npages, spanclass, got, want + 1);
     if (m == 0) return NULL;
     for (size_t i = 1; i < m; i++) GCM_STORE(&c->lstash[n + i - 1], got[i]);
-    set_count(c, n + (unsigned)m - 1);
+    gcm_lstash_set_count(c, n + (unsigned)m - 1);
     c->lstash_pages = (uint16_t)(c->lstash_pages + (m - 1) * npages);
-    return hand_out(got[0], size, npages);
-}
-
-void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
-    if (size > ((size_t)LCACHE_MAX_PAGES << GCM_PAGE_SHIFT)) return NULL; /* never stashed (and npages cannot wrap) */
-    size_t npages = (size + GCM_PAGE_SIZE - 1) >> GCM_PAGE_SHIFT;
-    unsigned spanclass = noscan ? 1 : 0, n = c->lstash_n;
-    if (n && c->lstash[n - 1]->npages == npages && c->lstash[n - 1]->spanclass == spanclass)
-        return take_slot(c, n - 1, n, size, npages);
-    return take_other(c, npages, spanclass, size);
+    return gcm_lstash_hand_out(got[0], size, npages);
 }
 
 /* The h oldest spans leave the stash for the large-span cache, in one trip
@@ -117,32 +83,19 @@ static void give_first(mcache *c, unsigned h, size_t left) {
     unsigned n = c->lstash_n;
     mspan *out[MCACHE_LSTASH];
     for (unsigned i = 0; i < h; i++) out[i] = c->lstash[i];
-    set_count(c, 0);
+    gcm_lstash_set_count(c, 0);
     for (unsigned j = h; j < n; j++) GCM_STORE(&c->lstash[j - h], c->lstash[j]);
-    set_count(c, n - h);
+    gcm_lstash_set_count(c, n - h);
     c->lstash_pages = (uint16_t)left;
     gcm_mheap_lcache_give(out, h);
 }
 
-/* Give the older half of the stash to the large-span cache, and more while
- * `need` pages would not fit beside what is left. */
-static GCM_NOINLINE void give_oldest(mcache *c, size_t need) {
+void gcm_lstash_give_oldest(mcache *c, size_t need) {
     unsigned n = c->lstash_n, h = (n + 1) / 2;
     size_t left = c->lstash_pages;
     for (unsigned i = 0; i < h; i++) left -= c->lstash[i]->npages;
     while (h < n && left + need > LSTASH_MAX_PAGES) left -= c->lstash[h++]->npages;
     give_first(c, h, left);
-}
-
-bool gcm_lstash_put(mcache *c, mspan *s) {
-    if (s->npages > LCACHE_MAX_PAGES || c == &gcm_empty_mcache) return false;
-    GCM_STORE(&s->allocCount, 0);
-    if (c->lstash_n == MCACHE_LSTASH || c->lstash_pages + s->npages > LSTASH_MAX_PAGES) give_oldest(c, s->npages);
-    unsigned n = c->lstash_n;
-    GCM_STORE(&c->lstash[n], s);
-    set_count(c, n + 1);
-    c->lstash_pages = (uint16_t)(c->lstash_pages + s->npages);
-    return true;
 }
 
 void gcm_lstash_flush(mcache *c) {

@@ -105,20 +105,31 @@ void *gcm_realloc_obj(mcache *c, void *p, size_t size, const char *fn) {
     return q;
 }
 
-void gcm_dealloc_slow(void *p, const char *fn, mspan *s) {
-    gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
-    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
-    else gcm_dealloc_release(s, p, fn);
+/* Free large object p of span s: to the thread's stash, else the mheap. */
+GCM_INLINE void free_large(mspan *s, void *p, const char *fn) {
+    if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
+    /* The one alloc bit decides who frees it, so two racing frees of the
+     * same object cannot both return its pages. */
+    uint64_t all = ~(uint64_t)0; /* uint64_t is uintptr_t on x86-64 Linux: gcm_cas takes it as it is */
+    if (!gcm_cas(&s->allocBits[0], &all, ~(uint64_t)1)) gcm_fatal_ptr(fn, "double free", p, "");
+    if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
 }
 
-void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
+void gcm_dealloc_large(void *p, const char *fn, mspan *s) {
+    gcm_vg_free(p); /* as gcm_dealloc_slow */
+    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn);
+    else free_large(s, p, fn);
+}
+
+/* check mode's release of a large object (free itself takes
+ * gcm_dealloc_large). */
+static GCM_NOINLINE void release_large(mspan *s, void *p, const char *fn) { free_large(s, p, fn); }
+
+/* gcm_dealloc_release, inline in gcm_dealloc_slow (which free calls for
+ * small objects only). */
+GCM_INLINE void release(mspan *s, void *p, const char *fn) {
     if (mspan_is_large(s)) {
-        if ((uintptr_t)p != s->base) gcm_report_interior(fn, p, s);
-        /* Large: the one alloc bit decides who frees it, so two racing frees
-         * of the same object cannot both return its pages. */
-        uint64_t all = ~(uint64_t)0; /* uint64_t is uintptr_t on x86-64 Linux: gcm_cas takes it as it is */
-        if (!gcm_cas(&s->allocBits[0], &all, ~(uint64_t)1)) gcm_fatal_ptr(fn, "double free", p, "");
-        if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
+        release_large(s, p, fn);
         return;
     }
     mcache *own = gcm_tls_own;
@@ -137,6 +148,14 @@ void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
     if (pushed == XPUSH_ANNOUNCE) mcentral_notify(&gcm_heap.central[spc], s);
     else if (pushed == XPUSH_FIRST) mcache_note_remote(holder, spc);
 }
+
+void gcm_dealloc_slow(void *p, const char *fn, mspan *s) {
+    gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
+    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
+    else release(s, p, fn);
+}
+
+void gcm_dealloc_release(mspan *s, void *p, const char *fn) { release(s, p, fn); }
 
 void gcm_report_bad(const char *fn, const void *p) {
     /* A page-aligned address in a free page of our heap is most likely a

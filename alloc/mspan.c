@@ -73,16 +73,6 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize) {
     mspan_reuse_large(s, reqsize); /* the object's state; allocBits[0]: the one object, and padding */
 }
 
-void mspan_reuse_large(mspan *s, size_t reqsize) {
-    GCM_STORE(&s->gcmarkBits[0], 0);
-    GCM_STORE(&s->scopeBits[0], 0);
-    GCM_STORE(&s->scoped, 0);
-    GCM_STORE(&s->stackid, 0);
-    GCM_STORE(&s->reqsize, reqsize);
-    GCM_STORE(&s->allocCount, 1);
-    GCM_STORE(&s->allocBits[0], ~(uint64_t)0);
-}
-
 void mspan_repair_orphaned(mspan *s) {
     /* The cache is loaded only when empty, and every store to it is whole,
      * so whatever the owner left cached are free objects of the word

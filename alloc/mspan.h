@@ -314,7 +314,15 @@ void mspan_init_large(mspan *s, unsigned spanclass, size_t reqsize);
  * object changed is reset, the alloc bit last, with atomic stores -
  * statistics read these fields under mheap.lock, which the stash's owner
  * does not hold. Its length and span class stay as they are. */
-void mspan_reuse_large(mspan *s, size_t reqsize);
+GCM_INLINE void mspan_reuse_large(mspan *s, size_t reqsize) {
+    GCM_STORE(&s->gcmarkBits[0], 0);
+    GCM_STORE(&s->scopeBits[0], 0);
+    GCM_STORE(&s->scoped, 0);
+    GCM_STORE(&s->stackid, 0);
+    GCM_STORE(&s->reqsize, reqsize);
+    GCM_STORE(&s->allocCount, 1);
+    GCM_STORE(&s->allocBits[0], ~(uint64_t)0);
+}
 
 /* Push object p (already validated) on s's remote-free list. Returns
  * XPUSH_ANNOUNCE when this push announced the span (XFREE_NOTIFY ->
