@@ -121,17 +121,10 @@ void gcm_dealloc_large(void *p, const char *fn, mspan *s) {
     else free_large(s, p, fn);
 }
 
-/* check mode's release of a large object (free itself takes
- * gcm_dealloc_large). */
-static GCM_NOINLINE void release_large(mspan *s, void *p, const char *fn) { free_large(s, p, fn); }
-
-/* gcm_dealloc_release, inline in gcm_dealloc_slow (which free calls for
- * small objects only). */
-GCM_INLINE void release(mspan *s, void *p, const char *fn) {
-    if (mspan_is_large(s)) {
-        release_large(s, p, fn);
-        return;
-    }
+/* Free small object p of span s: into the span if this thread holds it,
+ * else the remote path (a single thread's frees into its mcentral's spans
+ * go straight into the bitmap, mspan_free_alone). */
+GCM_INLINE void release_small(mspan *s, void *p, const char *fn) {
     mcache *own = gcm_tls_own;
     if (own && GCM_LOAD(&s->owner) == own) { /* a retired span of ours, or any while detoured (mcache.h) */
         mspan_free_owned(s, mspan_obj_index(s, (uintptr_t)p), fn);
@@ -152,10 +145,13 @@ GCM_INLINE void release(mspan *s, void *p, const char *fn) {
 void gcm_dealloc_slow(void *p, const char *fn, mspan *s) {
     gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
     if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
-    else release(s, p, fn);
+    else release_small(s, p, fn);
 }
 
-void gcm_dealloc_release(mspan *s, void *p, const char *fn) { release(s, p, fn); }
+void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
+    if (mspan_is_large(s)) free_large(s, p, fn);
+    else release_small(s, p, fn);
+}
 
 void gcm_report_bad(const char *fn, const void *p) {
     /* A page-aligned address in a free page of our heap is most likely a

@@ -38,8 +38,8 @@ __attribute__((noreturn, cold)) void gcm_report_interior(const char *fn, const v
  * as returning, so that free leaves by a jump to it; the span last, as in
  * gcm_dealloc_slow (see mspan_double_free). */
 __attribute__((cold, noinline)) void gcm_report_free(const void *p, const char *fn, const struct mspan *s);
-/* free of p in span s, off the fast path: a span this thread does not hold,
- * a large object, check mode's quarantine. */
+/* free of small object p in span s, off the fast path: a span this thread
+ * does not hold, check mode's quarantine. */
 void gcm_dealloc_slow(void *p, const char *fn, mspan *s);
 /* gcm_dealloc_slow for a large object, which free calls itself: the
  * generic slow path's frame and tests cost a 64 KiB malloc+free in a loop

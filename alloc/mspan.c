@@ -106,14 +106,6 @@ int mspan_free_remote(mspan *s, void *p, const char *fn) {
     return old == XFREE_OWNED ? XPUSH_FIRST : 0; /* OWNED with an empty list */
 }
 
-int mspan_free_alone(mspan *s, size_t idx, const char *fn) {
-    mspan_free_local(s, idx, fn);
-    uintptr_t x = GCM_LOAD(&s->xfree);
-    if (x != XFREE_NOTIFY) return 0; /* NOTIFIED: on the pending stack already */
-    GCM_STORE(&s->xfree, XFREE_NOTIFIED);
-    return XPUSH_ANNOUNCE;
-}
-
 void mspan_merge_remote(mspan *s, uintptr_t list) {
     /* The list was published with release stores; the exchange that detached
      * it was an acquire, so the links read below are complete. */

@@ -342,7 +342,12 @@ int mspan_free_remote(mspan *s, void *p, const char *fn);
  * ownership rule's lock is not needed. The first such free since the
  * mcentral last looked still announces s (returns XPUSH_ANNOUNCE), so that
  * the drain moves it from full to partial, or to the mheap once empty. */
-int mspan_free_alone(mspan *s, size_t idx, const char *fn);
+GCM_INLINE int mspan_free_alone(mspan *s, size_t idx, const char *fn) {
+    mspan_free_local(s, idx, fn);
+    if (GCM_LOAD(&s->xfree) != XFREE_NOTIFY) return 0; /* NOTIFIED: on the pending stack already */
+    GCM_STORE(&s->xfree, XFREE_NOTIFIED);
+    return XPUSH_ANNOUNCE;
+}
 
 /* Merge a remote-free list (already detached from xfree) into allocBits.
  * Same ownership rule as mspan_free_local. */
