@@ -43,6 +43,16 @@
 #define MCACHE_RETIRED 32 /* the most: the slot masks are 32 bits wide */
 #define MCACHE_RETIRED_PAGES 32
 #define MCACHE_RETIRED_MIN 8
+/* In a single-threaded process, twice as many (up to MCACHE_RETIRED): the
+ * bound keeps threads from holding spans the others could use, and there
+ * are no others. A queue of 1 000 blocks of 512 B (32 two-page spans) or a
+ * burst of 100 of 4 KiB (13 four-page spans) then fits the slots, and the
+ * thread's frees stay its own: instructions per malloc+free, fifo/512
+ * 141.1 -> 106.8, lifo/4096 180.4 -> 100.3. Once a second thread starts,
+ * the refill fills and evicts only the slots below the smaller bound; those
+ * a thread had filled above it stay in use (a swap puts the current span in
+ * the slot it takes from), so it holds no more than it did. */
+#define MCACHE_RETIRED_ALONE_FACTOR 2
 _Static_assert(MCACHE_RETIRED_MIN >= 1 && MCACHE_RETIRED <= 32, "retired slots are tracked in 32-bit masks");
 #define MCACHE_LSTASH 8 /* freed large spans a thread keeps (lstash.c) */
 
@@ -135,10 +145,19 @@ GCM_INLINE void mcache_note_remote(mcache *holder, unsigned spc) {
 /* Slow path of a small allocation from c (gcm_mcache_refill). */
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc);
 
-/* Retired slots of span class spc, and occupied[] with all of them taken. */
-GCM_INLINE unsigned mcache_retired_slots(unsigned spc) { return gcm_class_retired[spc >> 1]; }
+/* Retired slots of span class spc (a single-threaded process gets more, see
+ * MCACHE_RETIRED_ALONE_FACTOR), and the mask of them. */
+GCM_INLINE unsigned mcache_retired_slots(unsigned spc) {
+    unsigned n = gcm_class_retired[spc >> 1];
+    if (__libc_single_threaded) n *= MCACHE_RETIRED_ALONE_FACTOR;
+    return n < MCACHE_RETIRED ? n : MCACHE_RETIRED;
+}
 GCM_INLINE uint32_t mcache_all_retired(unsigned spc) {
     return ~(uint32_t)0 >> (32 - mcache_retired_slots(spc));
+}
+/* The retired slots of class spc that c may still fill. */
+GCM_INLINE uint32_t mcache_free_slots(const mcache *c, unsigned spc) {
+    return ~c->occupied[spc] & mcache_all_retired(spc);
 }
 
 /* s becomes current: frees into it need tell nobody (free's fast path
@@ -265,7 +284,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
-    if (g == 0 || (c->occupied[spc] != mcache_all_retired(spc) && gcm_popcount64(g) < mcache_refill_want(t)))
+    if (g == 0 || (mcache_free_slots(c, spc) && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     s = mcache_swap_in(c, spc, k);

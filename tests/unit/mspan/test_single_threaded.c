@@ -73,6 +73,42 @@ static void remote_round(const char *when, bool alone) {
                 when, kept, SPANS, kept_max);
 }
 
+/* The retired slots' bound (mcache.h): twice the pages while the process
+ * is single-threaded. A burst of 100 blocks of 4 KiB (13 four-page spans)
+ * then stays in the thread's spans, which it would otherwise give back from
+ * the ninth on. With a second thread, no slot past the smaller bound is
+ * filled again by a FIFO of those blocks. */
+static void retired_round(const char *when, bool alone) {
+    enum { SIZE = 4096, BURST = 100, QUEUE = 1000, STEPS = 5000 };
+    static void *p[QUEUE];
+    unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
+    unsigned want = gcm_class_retired[spc >> 1] * (alone ? MCACHE_RETIRED_ALONE_FACTOR : 1);
+    if (want > MCACHE_RETIRED) want = MCACHE_RETIRED;
+    CHILD_CHECK(mcache_retired_slots(spc) == want, 82, "%s: %u retired slots for 4 KiB, not %u", when,
+                mcache_retired_slots(spc), want);
+    mcache *c = gcm_tls_mcache;
+    if (alone) {
+        for (int i = 0; i < BURST; i++) p[i] = malloc(SIZE);
+        int given = 0;
+        for (int i = 0; i < BURST; i++) given += GCM_LOAD(&gcm_span_of((uintptr_t)p[i])->owner) != c;
+        CHILD_CHECK(given == 0, 83, "%s: %d of a burst of %d blocks of 4 KiB sit in spans given back", when, given,
+                    BURST);
+        for (int i = BURST; i-- > 0;) free(p[i]);
+        return;
+    }
+    uint32_t above = c->occupied[spc] & ~mcache_all_retired(spc);
+    for (int i = 0; i < QUEUE; i++) p[i] = malloc(SIZE);
+    for (int i = 0; i < STEPS; i++) {
+        free(p[i % QUEUE]);
+        p[i % QUEUE] = malloc(SIZE);
+        CHILD_CHECK(p[i % QUEUE], 84, "%s: malloc failed", when);
+    }
+    CHILD_CHECK(!(c->occupied[spc] & ~mcache_all_retired(spc) & ~above), 85,
+                "%s: slots past the bound filled again (occupied %#x, bound %#x, before %#x)", when,
+                c->occupied[spc], mcache_all_retired(spc), above);
+    for (int i = 0; i < QUEUE; i++) free(p[i]);
+}
+
 static void *nothing(void *arg) { return arg; }
 
 /* A double free into a span the mcentral holds, by the only thread: the
@@ -98,11 +134,13 @@ __attribute__((constructor)) static void single_child(void) {
     CHILD_CHECK(__libc_single_threaded, 77, "a fresh process is not marked single-threaded");
     check_primitives();
     remote_round("single-threaded", true);
+    retired_round("single-threaded", true);
     pthread_t t;
     CHILD_CHECK(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0, 78, "pthread_create");
     CHILD_CHECK(!__libc_single_threaded, 79, "a second thread left the process marked single-threaded");
     check_primitives();
     remote_round("after a second thread", false);
+    retired_round("after a second thread", false);
     _exit(0);
 }
 
