@@ -343,7 +343,7 @@ int mspan_free_remote(mspan *s, void *p, const char *fn);
  * mcentral last looked still announces s (returns XPUSH_ANNOUNCE), so that
  * the drain moves it from full to partial, or to the mheap once empty. */
 GCM_INLINE int mspan_free_alone(mspan *s, size_t idx, const char *fn) {
-    mspan_free_local(s, idx, fn);
+    mspan_clear_allocated(s, idx, fn, false); /* an unowned span caches nothing (mspan_release_cache) */
     if (GCM_LOAD(&s->xfree) != XFREE_NOTIFY) return 0; /* NOTIFIED: on the pending stack already */
     GCM_STORE(&s->xfree, XFREE_NOTIFIED);
     return XPUSH_ANNOUNCE;
