@@ -7,7 +7,9 @@
  *   malloc(n), n > 32 KiB:   a span of its own from the mheap (mheap.lock).
  *   free(p):                 arena index -> span -> object index; the owner
  *                            thread clears a bit, another thread pushes p on
- *                            the span's remote-free list (one CAS).
+ *                            the span's remote-free list (one CAS), the only
+ *                            thread of a process clears the bit of a span
+ *                            its mcentral holds.
  *
  * The malloc fast path itself is mspan_take() on the thread's current span
  * (shim/malloc.c). Everything else the shim exports is built from the

@@ -152,7 +152,7 @@ static unsigned settle(mspan *s) {
 void *gcm_mcache_refill_slow(mcache *c, unsigned spc) {
     if (GCM_UNLIKELY(c->sweep_seen != GCM_LOAD(&gcm_heap.gc_sweep_epoch))) gcm_mcache_sweep(c);
     mspan *s = c->alloc[spc];
-    unsigned least = mcache_free_slots(c, spc) ? mcache_refill_want(s) : 0;
+    unsigned least = mcache_open_slots(c, spc) ? mcache_refill_want(s) : 0;
     if (least == 0) least = 1;
     if (s != &gcm_empty_span && settle(s) >= least) goto refill;
     /* Retired spans the thread freed into, then those others freed into. */
@@ -197,11 +197,11 @@ central:;
      * It stays in its slot until the current span replaces it: a fork child
      * that finds it there still owned gives it back (gcm_mcache_abandon),
      * and skips it once the mcentral has it. */
-    uint32_t free = mcache_free_slots(c, spc);
+    uint32_t open = mcache_open_slots(c, spc);
     unsigned n = mcache_retired_slots(spc);
-    unsigned k = free ? (unsigned)__builtin_ctz(free) : c->evict[spc] % n; /* evict may be past a smaller bound */
+    unsigned k = open ? (unsigned)__builtin_ctz(open) : c->evict[spc] % n; /* evict may be past a smaller bound */
     mspan *give = NULL;
-    if (s != &gcm_empty_span && !free) {
+    if (s != &gcm_empty_span && !open) {
         c->evict[spc] = (uint8_t)((k + 1) % n);
         give = c->retired[spc][k];
         detach(give);

@@ -156,7 +156,7 @@ GCM_INLINE uint32_t mcache_all_retired(unsigned spc) {
     return ~(uint32_t)0 >> (32 - mcache_retired_slots(spc));
 }
 /* The retired slots of class spc that c may still fill. */
-GCM_INLINE uint32_t mcache_free_slots(const mcache *c, unsigned spc) {
+GCM_INLINE uint32_t mcache_open_slots(const mcache *c, unsigned spc) {
     return ~c->occupied[spc] & mcache_all_retired(spc);
 }
 
@@ -284,7 +284,7 @@ GCM_INLINE void *gcm_mcache_refill_quick(mcache *c, unsigned spc) {
     unsigned k = mcache_next_slot(c, spc, m);
     mspan *t = c->retired[spc][k];
     uint64_t g = t->freedCache;
-    if (g == 0 || (mcache_free_slots(c, spc) && gcm_popcount64(g) < mcache_refill_want(t)))
+    if (g == 0 || (mcache_open_slots(c, spc) && gcm_popcount64(g) < mcache_refill_want(t)))
         return NULL; /* a new span beats the few objects on offer, while a slot is free */
     if (!mcache_span_quiet(t)) return NULL;
     s = mcache_swap_in(c, spc, k);

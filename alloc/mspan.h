@@ -36,10 +36,13 @@
  *    publishing the object and noticing "this span needs its mcentral's
  *    attention" is one compare-and-swap. Remote frees are merged into
  *    allocBits by the owner when its cache runs dry, or by the mcentral.
+ *    In a single-threaded process a free into a span its mcentral holds
+ *    clears the bit itself (mspan_free_alone).
  *
  * Ownership (who may write allocBits, allocCache, allocCount):
  *   owner != NULL: only that mcache's thread;
- *   owner == NULL: only with the span's mcentral.lock held.
+ *   owner == NULL: only with the span's mcentral.lock held, or by the only
+ *   thread of the process, outside the mcentral (mspan_free_alone).
  * Other threads read allocBits/allocCount with relaxed loads (double-free
  * checks, statistics).
  */
