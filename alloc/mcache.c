@@ -7,6 +7,19 @@
 
 #include <errno.h>
 
+/* MCACHE_RETIRED_PAGES (times the factor when single-threaded) / np spans,
+ * MCACHE_RETIRED_MIN to MCACHE_RETIRED of them. */
+#define SLOTS(pages, np) \
+    ((pages) / (np) < MCACHE_RETIRED_MIN ? MCACHE_RETIRED_MIN : (pages) / (np) > MCACHE_RETIRED ? MCACHE_RETIRED : (pages) / (np))
+#define SLOTS_ROW(pages)                                                                                        \
+    { 0, SLOTS(pages, 1), SLOTS(pages, 2), SLOTS(pages, 3), SLOTS(pages, 4), SLOTS(pages, 5),                   \
+      SLOTS(pages, 6), SLOTS(pages, 7), SLOTS(pages, 8), SLOTS(pages, 9), SLOTS(pages, 10) }
+_Static_assert(MCACHE_SPAN_PAGES_MAX == 10, "SLOTS_ROW lists every span length");
+const uint8_t gcm_mcache_retired_slots[2][MCACHE_SPAN_PAGES_MAX + 1] = {
+    SLOTS_ROW(MCACHE_RETIRED_PAGES),
+    SLOTS_ROW(MCACHE_RETIRED_PAGES * MCACHE_RETIRED_ALONE_FACTOR),
+};
+
 mcache gcm_empty_mcache = { .alloc = { [0 ... GCM_NUM_SPAN_CLASSES - 1] = &gcm_empty_span } };
 GCM_TLS mcache *gcm_tls_mcache = &gcm_empty_mcache;
 GCM_TLS uint8_t gcm_tls_state;

@@ -28,7 +28,7 @@
 #      current one runs dry, and a span of 8 objects (1 KiB on one page)
 #      brings few: larson's 16 B-1 KiB churn refilled at 47 % of its mallocs,
 #      finding ~1 object each time. callgrind, millions of instructions,
-#      Go's spans -> widened (with the retired slots bounded by pages, below):
+#      Go's spans -> widened (with the retired slots bounded by pages, mcache.h):
 #      `larson 1 600000` 123.6 -> 113.7, `larson 8 30000` 80.2 -> 66.1,
 #      `ring fifo 100000 1200000` 317.9 -> 260.4, `frag 50000` 21.5 -> 17.2.
 #      Longer still (64 objects, 8 pages) saved a few % more instructions but
@@ -41,10 +41,6 @@
 #   gcm_class_divmul[c]  = (uint32)(~0u / size) + 1 (Go's divMagic since 1.17):
 #                          (off * divmul) >> 32 == off / size for every offset
 #                          inside the span (verified here and in the tests)
-#   gcm_class_retired[c] = retired spans a thread keeps of class c (mcache.h):
-#                          RETIRED_PAGES pages' worth, between RETIRED_MIN and
-#                          RETIRED_MAX spans (the constants are mcache.h's
-#                          MCACHE_RETIRED_*; the sizeclass test compares)
 #   gcm_size_to_spanclass16[(n + 15) >> 4] = (smallest class with size >= max(n, 16)) << 1
 #                          for n in 0..32768 - the span class of a malloc of n bytes,
 #                          as malloc's fast path indexes the mcache by it; the 8 B
@@ -61,7 +57,6 @@ LARGE_SIZE_DIV = 128
 NUM_CLASSES = 66  # small classes; class 0 ("large") is added in front
 MIN_OBJECTS = 32  # step 5
 MAX_WIDE_PAGES = 4
-RETIRED_PAGES, RETIRED_MIN, RETIRED_MAX = 32, 8, 32
 
 # design.md: bytes/object with pages per span (1 when not given in brackets).
 EXPECTED = [
@@ -154,7 +149,6 @@ def build_tables():
     npages = [0] + [p for _, p in classes]
     nelems = [0] + [p * PAGE_SIZE // s for s, p in classes]
     divmul = [0] + [div_mul(s) for s, _ in classes]
-    retired = [0] + [min(max(RETIRED_PAGES // p, RETIRED_MIN), RETIRED_MAX) for _, p in classes]
     for c in range(1, len(sizes)):
         check_div_mul(sizes[c], npages[c], divmul[c])
 
@@ -163,7 +157,7 @@ def build_tables():
         want = max(i * 16, 16)  # largest size that maps to index i, at least 16
         c = next(c for c in range(2, len(sizes)) if sizes[c] >= want)
         to_class16.append(c)
-    return sizes, npages, nelems, divmul, retired, to_class16
+    return sizes, npages, nelems, divmul, to_class16
 
 
 def fmt_array(decl, values, per_line, width):
@@ -176,7 +170,7 @@ def fmt_array(decl, values, per_line, width):
 
 
 def render():
-    sizes, npages, nelems, divmul, retired, to_class16 = build_tables()
+    sizes, npages, nelems, divmul, to_class16 = build_tables()
     n = len(sizes)
     out = []
     out.append("""\
@@ -203,8 +197,6 @@ def render():
     out.append(fmt_array("const uint32_t gcm_class_nelems[GCM_NUM_SIZE_CLASSES]", nelems, 12, 4))
     out.append("\n/* (uint32)(~0u / size) + 1: (off * divmul) >> 32 == off / size inside a span. */\n")
     out.append(fmt_array("const uint32_t gcm_class_divmul[GCM_NUM_SIZE_CLASSES]", divmul, 6, 10))
-    out.append("\n/* Retired spans a thread keeps per class (mcache.h). */\n")
-    out.append(fmt_array("const uint8_t gcm_class_retired[GCM_NUM_SIZE_CLASSES]", retired, 16, 2))
     out.append("\n/* Index (size + 15) >> 4 for size 0..32768 -> span class (scan) of the smallest class\n"
                " * with bytes >= max(size, 16). */\n")
     out.append(fmt_array("const uint8_t gcm_size_to_spanclass16[GCM_MAX_SMALL / 16 + 1]",

@@ -122,15 +122,6 @@ const uint32_t gcm_class_divmul[GCM_NUM_SIZE_CLASSES] = {
         131072,
 };
 
-/* Retired spans a thread keeps per class (mcache.h). */
-const uint8_t gcm_class_retired[GCM_NUM_SIZE_CLASSES] = {
-     0, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
-    32, 32, 16, 16, 16, 16, 16, 16, 16, 16, 10, 10, 10, 10,  8,  8,
-     8,  8,  8,  8,  8,  8,  8,  8, 10,  8, 10,  8, 10,  8, 10,  8,
-     8,  8,  8,  8,  8,  8,  8, 10,  8,  8,  8,  8,  8,  8,  8, 10,
-     8,  8,  8,
-};
-
 /* Index (size + 15) >> 4 for size 0..32768 -> span class (scan) of the smallest class
  * with bytes >= max(size, 16). */
 const uint8_t gcm_size_to_spanclass16[GCM_MAX_SMALL / 16 + 1] = {

@@ -28,7 +28,6 @@ extern const uint32_t gcm_class_size[GCM_NUM_SIZE_CLASSES];
 extern const uint8_t gcm_class_npages[GCM_NUM_SIZE_CLASSES];
 extern const uint32_t gcm_class_nelems[GCM_NUM_SIZE_CLASSES];
 extern const uint32_t gcm_class_divmul[GCM_NUM_SIZE_CLASSES];
-extern const uint8_t gcm_class_retired[GCM_NUM_SIZE_CLASSES]; /* mcache.h */
 extern const uint8_t gcm_size_to_spanclass16[GCM_MAX_SMALL / 16 + 1];
 
 /* Span class (scan) for a malloc of `size` bytes (size <= GCM_MAX_SMALL). */

@@ -17,7 +17,7 @@
  * cached spans went back to the mcentrals, the main thread's frees are
  * remote), and one thread doing everything. The single thread frees the
  * last objects into spans its mcache still owns, which it keeps, emptied,
- * until it allocates again (gcm_class_retired + 1 per class, 32 + 1 for the
+ * until it allocates again (mcache_retired_slots + 1 per class, 32 + 1 for the
  * one-page spans of these classes: noticing that a
  * span became empty would cost the free fast path a test); that is allowed
  * on top of the 10%.
@@ -80,7 +80,7 @@ static size_t cached_spans_bytes(void) {
     for (unsigned c = 1; c <= classes; c++)
         CHILD_CHECK(gcm_class_npages[c] == 1, 93, "class %u has %u-page spans", c, gcm_class_npages[c]);
     size_t spans = 0;
-    for (unsigned c = 1; c <= classes; c++) spans += gcm_class_retired[c] + 1u;
+    for (unsigned c = 1; c <= classes; c++) spans += mcache_retired_slots(gcm_span_class(c, false)) + 1u;
     return spans * GCM_PAGE_SIZE;
 }
 

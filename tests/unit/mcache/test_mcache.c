@@ -346,8 +346,9 @@ Test(mcache, a_remote_free_into_a_retired_span_tells_the_refill) {
 /* Objects never handed out wait while a handed-out one is free
  * (mspan_hand_out): a thread that mallocs and frees one block of a class
  * stays in the first objects of its span (a page's worth, at least
- * MSPAN_FRESH_MIN), and the span's last pages are not touched; a thread that keeps what it mallocs still gets every object of
- * the span before the next span. 1400 B: 23 objects in 4 pages, a class
+ * MSPAN_FRESH_MIN), and the span's last pages are not touched; a thread that
+ * keeps what it mallocs still gets every object of the span before the next
+ * span. 1400 B: 23 objects in 4 pages, a class
  * nothing else here uses. No assertion inside the loops: Criterion's
  * bookkeeping of each one mallocs. */
 Test(mcache, malloc_free_stays_in_the_pages_already_handed_out) {

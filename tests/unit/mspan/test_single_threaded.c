@@ -82,8 +82,8 @@ static void retired_round(const char *when, bool alone) {
     enum { SIZE = 4096, BURST = 100, QUEUE = 1000, STEPS = 5000 };
     static void *p[QUEUE];
     unsigned spc = gcm_span_class(gcm_size_class(SIZE), false);
-    unsigned want = gcm_class_retired[spc >> 1] * (alone ? MCACHE_RETIRED_ALONE_FACTOR : 1);
-    if (want > MCACHE_RETIRED) want = MCACHE_RETIRED;
+    CHILD_CHECK(gcm_class_npages[spc >> 1] == 4, 86, "4 KiB spans are not 4 pages");
+    unsigned want = MCACHE_RETIRED_PAGES * (alone ? MCACHE_RETIRED_ALONE_FACTOR : 1) / 4;
     CHILD_CHECK(mcache_retired_slots(spc) == want, 82, "%s: %u retired slots for 4 KiB, not %u", when,
                 mcache_retired_slots(spc), want);
     mcache *c = gcm_tls_mcache;
