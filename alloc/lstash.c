@@ -43,17 +43,6 @@
 
 #define LSTASH_BATCH 8
 
-/* The object of the span in slot k of the n stashed, which leaves the stash
- * (the slots above it move down, hidden meanwhile). */
-static void *take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_t npages) {
-    mspan *s = c->lstash[k];
-    gcm_lstash_set_count(c, k);
-    for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
-    gcm_lstash_set_count(c, n - 1);
-    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-    return gcm_lstash_hand_out(s, size, npages);
-}
-
 /* The newest stashed span is not of that length and class: the others,
  * newest first, then a batch from the large-span cache, as much as the
  * stash has room for besides the one handed out (peeked at without the
@@ -63,7 +52,7 @@ void *gcm_lstash_take_other(mcache *c, size_t npages, unsigned spanclass, size_t
     unsigned n = c->lstash_n;
     for (unsigned k = n - (n > 0); k-- > 0;) /* the newest was looked at */
         if (c->lstash[k]->npages == npages && c->lstash[k]->spanclass == spanclass)
-            return take_slot(c, k, n, size, npages);
+            return gcm_lstash_take_slot(c, k, n, size, npages);
     if (!GCM_LOAD(&gcm_heap.lcache[npages])) return NULL;
     size_t want = MCACHE_LSTASH - n, fit = (LSTASH_MAX_PAGES - c->lstash_pages) / npages;
     if (fit < want) want = fit;

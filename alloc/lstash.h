@@ -30,6 +30,20 @@ GCM_INLINE void *gcm_lstash_hand_out(mspan *s, size_t size, size_t npages) {
     return p;
 }
 
+/* The object of the span in slot k of the n stashed, which leaves the stash
+ * (the slots above it move down, hidden meanwhile). For the newest
+ * (k = n - 1) nothing moves, and the count drops once. */
+GCM_INLINE void *gcm_lstash_take_slot(mcache *c, unsigned k, unsigned n, size_t size, size_t npages) {
+    mspan *s = c->lstash[k];
+    if (k + 1 < n) {
+        gcm_lstash_set_count(c, k);
+        for (unsigned j = k; j + 1 < n; j++) GCM_STORE(&c->lstash[j], c->lstash[j + 1]);
+    }
+    gcm_lstash_set_count(c, n - 1);
+    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
+    return gcm_lstash_hand_out(s, size, npages);
+}
+
 /* gcm_lstash_take when the newest stashed span does not serve. */
 GCM_NOINLINE void *gcm_lstash_take_other(mcache *c, size_t npages, unsigned spanclass, size_t size);
 
@@ -46,9 +60,7 @@ GCM_INLINE void *gcm_lstash_take(mcache *c, size_t size, bool noscan) {
     mspan *s;
     if (!n || (s = c->lstash[n - 1])->npages != npages || s->spanclass != spanclass)
         return gcm_lstash_take_other(c, npages, spanclass, size);
-    gcm_lstash_set_count(c, n - 1);
-    c->lstash_pages = (uint16_t)(c->lstash_pages - npages);
-    return gcm_lstash_hand_out(s, size, npages);
+    return gcm_lstash_take_slot(c, n - 1, n, size, npages);
 }
 
 /* gcm_lstash_put with the stash full: the older half goes to the

@@ -115,12 +115,6 @@ GCM_INLINE void free_large(mspan *s, void *p, const char *fn) {
     if (gcm_check_on || !gcm_lstash_put(gcm_tls_mcache, s)) gcm_mheap_free_large(s);
 }
 
-void gcm_dealloc_large(void *p, const char *fn, mspan *s) {
-    gcm_vg_free(p); /* as gcm_dealloc_slow */
-    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn);
-    else free_large(s, p, fn);
-}
-
 /* Free small object p of span s: into the span if this thread holds it,
  * else the remote path (a single thread's frees into its mcentral's spans
  * go straight into the bitmap, mspan_free_alone). */
@@ -142,16 +136,25 @@ GCM_INLINE void release_small(mspan *s, void *p, const char *fn) {
     else if (pushed == XPUSH_FIRST) mcache_note_remote(holder, spc);
 }
 
-void gcm_dealloc_slow(void *p, const char *fn, mspan *s) {
-    gcm_vg_free(p); /* every free while valgrind runs (the detour): before p can be reused */
-    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn); /* frees it later, by gcm_dealloc_release */
+/* Object p of span s back to its span, large or small (a constant at each
+ * call but check mode's). */
+GCM_INLINE void release(mspan *s, void *p, const char *fn, bool large) {
+    if (large) free_large(s, p, fn);
     else release_small(s, p, fn);
 }
 
-void gcm_dealloc_release(mspan *s, void *p, const char *fn) {
-    if (mspan_is_large(s)) free_large(s, p, fn);
-    else release_small(s, p, fn);
+/* free off its fast path: valgrind's record of every free while it runs
+ * (the detour), before p can be reused; then check mode's quarantine, which
+ * frees p later by gcm_dealloc_release, or the release itself. */
+GCM_INLINE void dealloc_off_path(void *p, const char *fn, mspan *s, bool large) {
+    gcm_vg_free(p);
+    if (GCM_UNLIKELY(gcm_check_on)) gcm_check_free(s, p, fn);
+    else release(s, p, fn, large);
 }
+
+void gcm_dealloc_slow(void *p, const char *fn, mspan *s) { dealloc_off_path(p, fn, s, false); }
+void gcm_dealloc_large(void *p, const char *fn, mspan *s) { dealloc_off_path(p, fn, s, true); }
+void gcm_dealloc_release(mspan *s, void *p, const char *fn) { release(s, p, fn, mspan_is_large(s)); }
 
 void gcm_report_bad(const char *fn, const void *p) {
     /* A page-aligned address in a free page of our heap is most likely a
